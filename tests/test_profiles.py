@@ -1,0 +1,57 @@
+import pytest
+
+from scratchgpt import PROFILES, GPT2_SIZES, count_parameters, profile, seed_everything
+from scratchgpt.config import GPT3_175B, GPTConfig
+
+
+def test_default_is_tiny(monkeypatch):
+    monkeypatch.delenv("SCRATCHGPT_PROFILE", raising=False)
+    assert profile().name == "tiny"
+
+
+def test_environment_chooses(monkeypatch):
+    monkeypatch.setenv("SCRATCHGPT_PROFILE", "gpt2")
+    assert profile().name == "gpt2" and profile().weights == "124M"
+    assert profile("tiny").name == "tiny"  # an explicit name wins
+
+
+def test_unknown_profile_lists_valid_ones(monkeypatch):
+    monkeypatch.setenv("SCRATCHGPT_PROFILE", "huge")
+    with pytest.raises(ValueError, match=r"unknown profile 'huge'.*SCRATCHGPT_PROFILE.*tiny, gpt2"):
+        profile()
+
+
+def test_profiles_fix_sizes():
+    for p in PROFILES.values():
+        assert p.model.n_embd % p.model.n_head == 0 and p.batch_size > 0 and p.epochs > 0
+
+
+def test_seed_everything_repeats():
+    import random
+
+    import numpy as np
+    import torch
+
+    seed_everything(7)
+    a = (random.random(), np.random.rand(), torch.rand(3))
+    seed_everything(7)
+    b = (random.random(), np.random.rand(), torch.rand(3))
+    assert a[0] == b[0] and a[1] == b[1] and torch.equal(a[2], b[2])
+
+
+def test_parameter_counts_match_published_gpt2_sizes():
+    # published sizes, with the output head tied to the token embedding as GPT-2 ships
+    expected = {"124M": 124_439_808, "355M": 354_823_168, "774M": 774_030_080, "1558M": 1_557_611_200}
+    for size, cfg in GPT2_SIZES.items():
+        assert count_parameters(cfg)["total"] == expected[size], size
+    untied = count_parameters(GPT2_SIZES["124M"].with_(tie_weights=False))["total"]
+    assert untied == 163_037_184
+
+
+def test_gpt3_is_about_175_billion():
+    assert 174e9 < count_parameters(GPT3_175B)["total"] < 176e9
+
+
+def test_bad_head_count_is_an_error():
+    with pytest.raises(ValueError, match="not divisible"):
+        GPTConfig(n_embd=100, n_head=3)
