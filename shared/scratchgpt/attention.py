@@ -1,0 +1,58 @@
+"""Causal multi-head self-attention, the heart of the GPT block.
+
+Built step by step in notebook 02 (`stage1_data_and_attention/02_attention.ipynb`); this is the
+version every later notebook uses. Parameter names follow GPT-2's checkpoints: one `c_attn` Linear
+makes queries, keys and values for all heads at once, `c_proj` mixes the heads' outputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import GPTConfig
+
+
+class MultiHeadAttention(nn.Module):
+    """Causal self-attention with `n_head` heads of size `n_embd // n_head`.
+
+    `fast=True` computes attention with `torch.nn.functional.scaled_dot_product_attention` (one fused
+    kernel); `fast=False` spells it out as in the notebook: scores, causal mask, softmax, dropout,
+    weighted sum. Both give the same result (tested).
+    """
+
+    def __init__(self, cfg: GPTConfig, fast: bool = True):
+        super().__init__()
+        self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = cfg.dropout
+        self.attn_dropout = nn.Dropout(cfg.dropout)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.fast = fast
+        # True above the diagonal: position i may not look at positions j > i
+        mask = torch.triu(torch.ones(cfg.context_length, cfg.context_length, dtype=torch.bool), diagonal=1)
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)                       # 3 x (B, T, C)
+        # split the width into heads: (B, T, C) -> (B, n_head, T, head_dim)
+        q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        if self.fast:
+            y = F.scaled_dot_product_attention(
+                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+        else:
+            y = self.attention_weights(q, k) @ v                       # (B, n_head, T, head_dim)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)               # heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+    def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Softmax of the masked, scaled scores q·k / sqrt(head_dim), with dropout: (B, n_head, T, T)."""
+        T = q.size(-2)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)    # (B, n_head, T, T)
+        scores = scores.masked_fill(self.mask[:T, :T], float("-inf"))  # softmax turns -inf into 0
+        return self.attn_dropout(torch.softmax(scores, dim=-1))
