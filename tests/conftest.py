@@ -1,5 +1,4 @@
 import pytest
-
 from scratchgpt import seed_everything
 
 

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from scratchgpt import GPTConfig
 from scratchgpt.attention import MultiHeadAttention
 
@@ -14,7 +13,7 @@ CFG = GPTConfig(context_length=32, n_embd=64, n_head=4, dropout=0.0)
 
 def reference(layer, x):
     """Attention written out independently, head by head, with loops."""
-    B, T, C = x.shape
+    _, T, C = x.shape
     q, k, v = layer.c_attn(x).split(C, dim=2)
     hs = C // layer.n_head
     heads = []

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from scratchgpt import gpt2_tokenizer, read_text
 from scratchgpt.bpe import EOT, BPETokenizer, bytes_to_unicode
 from scratchgpt.paths import REPO_ROOT

@@ -5,7 +5,6 @@ import http.server
 import threading
 
 import pytest
-
 from scratchgpt.data import MIRROR_ENV, DataError, fetch, load_manifest
 
 
@@ -125,7 +124,7 @@ def test_download_extracts_zip_member_and_tries_fallbacks(tmp_path, monkeypatch,
 
 def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     """If writing fails half-way, neither a .part file nor a damaged target remains."""
-    import scratchgpt.data as data
+    from scratchgpt import data
 
     target = tmp_path / "a.txt"
     target.write_bytes(b"old")

@@ -8,7 +8,6 @@ import json
 import re
 
 import pytest
-
 from scratchgpt.paths import REPO_ROOT
 
 NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)

@@ -1,6 +1,5 @@
 import pytest
-
-from scratchgpt import PROFILES, GPT2_SIZES, count_parameters, profile, seed_everything
+from scratchgpt import GPT2_SIZES, PROFILES, count_parameters, profile, seed_everything
 from scratchgpt.config import GPT3_175B, GPTConfig
 
 

@@ -1,5 +1,4 @@
 import tiktoken
-
 from scratchgpt import EOT, EOT_ID, gpt2_tokenizer, ids_to_text, read_text, text_to_ids
 
 

@@ -60,7 +60,7 @@ class BPETokenizer:
 
     # ---- learning merges -------------------------------------------------------------------
     @classmethod
-    def train(cls, text: str, vocab_size: int, special_tokens: tuple[str, ...] = (EOT,)) -> "BPETokenizer":
+    def train(cls, text: str, vocab_size: int, special_tokens: tuple[str, ...] = (EOT,)) -> BPETokenizer:
         """Learn `vocab_size - 256 - len(special_tokens)` merges from `text`.
 
         Each round counts every adjacent pair over all pre-tokens (weighted by how often the
@@ -88,7 +88,7 @@ class BPETokenizer:
 
     # ---- GPT-2's merges --------------------------------------------------------------------
     @classmethod
-    def from_gpt2(cls, vocab_bpe: str | Path | None = None, encoder_json: str | Path | None = None) -> "BPETokenizer":
+    def from_gpt2(cls, vocab_bpe: str | Path | None = None, encoder_json: str | Path | None = None) -> BPETokenizer:
         """GPT-2's tokenizer from its two files (fetched through the data manifest by default)."""
         if vocab_bpe is None or encoder_json is None:
             from .data import fetch

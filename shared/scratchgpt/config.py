@@ -24,7 +24,7 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
 
-    def with_(self, **changes) -> "GPTConfig":
+    def with_(self, **changes) -> GPTConfig:
         """A copy with some fields changed, e.g. `cfg.with_(dropout=0.0)`."""
         return replace(self, **changes)
 
