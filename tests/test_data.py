@@ -139,7 +139,9 @@ def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 
 def test_real_files_verify_through_the_mirror():
-    """Every manifest file is available (cache or mirror) and matches its checksum and size."""
+    """Every file the tiny profile needs is available (cache or mirror) with its checksum and size."""
     for name, e in load_manifest().items():
+        if e.get("optional"):  # GPT-2 weights: fetched only by the profiles that use them
+            continue
         path = fetch(name)
         assert path.stat().st_size == e["size"], name

@@ -1,0 +1,56 @@
+"""Load OpenAI's GPT-2 weights from the Hugging Face `model.safetensors` files into our GPT.
+
+Our parameter names are GPT-2's own, so the mapping is by name. One twist: GPT-2's checkpoints store
+the attention and MLP projections as `Conv1D` layers, whose weight is the transpose of an
+`nn.Linear` weight. Files saved by the `transformers` package prefix every name with `transformer.`;
+the files published by OpenAI on the hub do not. Both load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from .config import GPT2_SIZES
+from .model import GPT
+
+CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+
+
+def load_gpt2_weights(model: GPT, path: str | Path) -> GPT:
+    """Copy the weights of a GPT-2 `model.safetensors` file into `model` (shapes must match)."""
+    hf = {k.removeprefix("transformer."): v for k, v in load_file(str(path)).items()}
+    ours = model.state_dict()
+    missing, wrong = [], []
+    with torch.no_grad():
+        for name, param in ours.items():
+            if name == "lm_head.weight":
+                # GPT-2 ties its head to the token embedding; some files store the head anyway
+                source = hf.get("lm_head.weight", hf.get("wte.weight"))
+            else:
+                source = hf.get(name.removeprefix("transformer."))
+            if source is None:
+                missing.append(name)
+                continue
+            if name.endswith(CONV1D):
+                source = source.t()
+            if source.shape != param.shape:
+                wrong.append(f"{name} (file {tuple(source.shape)}, model {tuple(param.shape)})")
+                continue
+            param.copy_(source)
+    if missing or wrong:
+        raise ValueError(f"{path} does not fit this GPT configuration: "
+                         f"missing {missing[:5]}, shape mismatch {wrong[:5]}")
+    return model
+
+
+def gpt2_model(size: str = "124M", dropout: float = 0.0) -> GPT:
+    """OpenAI's GPT-2 of the given size, its weights fetched (and checksummed) through the data manifest."""
+    from .data import fetch
+
+    if size not in GPT2_SIZES:
+        raise ValueError(f"unknown GPT-2 size {size!r}; sizes: {', '.join(GPT2_SIZES)}")
+    path = fetch(f"gpt2-{size}.safetensors")
+    return load_gpt2_weights(GPT(GPT2_SIZES[size].with_(dropout=dropout)), path).eval()

@@ -1,0 +1,86 @@
+"""`pretrained(profile)`: the starting model of every fine-tuning notebook.
+
+- A profile with GPT-2 weights loads them (fetched and checksummed through the data manifest).
+- Otherwise the model is the one notebook 04 pretrains: `pretrain(profile)` trains it on the
+  profile's text, deterministically, and the result is cached in `data/<profile>-pretrained.safetensors`.
+  A missing cache is rebuilt by training again the same way, so any notebook runs on its own.
+"""
+
+from __future__ import annotations
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .data import read_text
+from .dataset import create_dataloader
+from .model import GPT
+from .paths import DATA_DIR
+from .profiles import Profile
+from .profiles import profile as default_profile
+from .seeding import seed_everything
+from .training import History, make_optimizer, train
+
+SAMPLE_PROMPT = "Every effort moves you"
+
+
+def split_text(text: str, train_ratio: float) -> tuple[str, str]:
+    """Training and validation parts of a text, split at a character position."""
+    cut = int(train_ratio * len(text))
+    return text[:cut], text[cut:]
+
+
+def pretraining_loaders(p: Profile):
+    """Data loaders over the profile's pretraining text: windows of the context length, no overlap."""
+    train_text, val_text = split_text(read_text(p.pretrain_text), p.train_ratio)
+    T = p.model.context_length
+    train_loader = create_dataloader(train_text, batch_size=p.batch_size, max_length=T, stride=T,
+                                     shuffle=True, drop_last=True, seed=123)
+    val_loader = create_dataloader(val_text, batch_size=p.batch_size, max_length=T, stride=T,
+                                   shuffle=False, drop_last=False)
+    return train_loader, val_loader
+
+
+def pretrain(p: Profile, log=print, progress: bool = True) -> tuple[GPT, History]:
+    """Train the profile's model from scratch on its text: AdamW, warmup and cosine decay, clipping."""
+    seed_everything(123)
+    train_loader, val_loader = pretraining_loaders(p)
+    model = GPT(p.model).to(p.torch_device())
+    optimizer = make_optimizer(model, lr=p.learning_rate, weight_decay=p.weight_decay)
+    total = p.epochs * len(train_loader)
+    history = train(model, optimizer, train_loader, val_loader, epochs=p.epochs, eval_every=p.eval_every,
+                    warmup_steps=max(1, total // 10), min_lr=p.learning_rate / 10, grad_clip=1.0,
+                    sample_prompt=SAMPLE_PROMPT, log=log, progress=progress)
+    return model.eval(), history
+
+
+def cache_path(p: Profile):
+    return DATA_DIR / f"{p.name}-pretrained.safetensors"
+
+
+def _recipe(p: Profile) -> str:
+    """What the cached model was trained with; a cache made with other settings is not reused."""
+    return repr(p)
+
+
+def cache_pretrained(p: Profile, model: GPT):
+    """Save `model` as the profile's pretrained model (what notebook 04 does after training)."""
+    return save_checkpoint(cache_path(p), model, extra={"recipe": _recipe(p)})
+
+
+def pretrained(p: Profile | None = None) -> GPT:
+    """The pretrained model of profile `p` (default: the active profile), in eval mode."""
+    p = p or default_profile()
+    if p.weights:
+        from .gpt2_weights import gpt2_model
+
+        return gpt2_model(p.weights).to(p.torch_device())
+    model = GPT(p.model).to(p.torch_device())
+    path = cache_path(p)
+    if path.exists():
+        try:
+            if load_checkpoint(path, model)["extra"].get("recipe") == _recipe(p):
+                return model.eval()
+            print(f"the cached {path.name} was trained with other settings; training again (about a minute)")
+        except CheckpointError as err:
+            print(f"ignoring the cached model ({err}); training it again (about a minute)")
+    model, _ = pretrain(p, log=lambda *_: None)
+    cache_pretrained(p, model)
+    return model

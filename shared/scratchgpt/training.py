@@ -1,0 +1,142 @@
+"""Pretraining: the loss, the training loop, and the learning-rate schedule.
+
+Built step by step in notebook 04 (`stage2_gpt_pretraining/04_pretraining.ipynb`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None) -> torch.Tensor:
+    """Mean cross-entropy of the next-token predictions of one batch."""
+    device = device or next(model.parameters()).device
+    logits = model(inputs.to(device))                                   # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
+
+
+@torch.no_grad()
+def loss_loader(model, loader, device=None, num_batches: int | None = None) -> float:
+    """Mean loss over the first `num_batches` batches of `loader` (all by default), in eval mode."""
+    if len(loader) == 0:
+        raise ValueError("the data loader is empty: there is nothing to compute a loss on")
+    was_training = model.training
+    model.eval()
+    n = len(loader) if num_batches is None else min(num_batches, len(loader))
+    total = 0.0
+    for i, (x, y) in enumerate(loader):
+        if i == n:
+            break
+        total += loss_batch(model, x, y, device).item()
+    model.train(was_training)
+    return total / n
+
+
+def lr_at(step: int, max_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> float:
+    """Linear warmup from 0 to `max_lr` over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`.
+
+    Warmup keeps the first updates small while Adam's moment estimates are still noisy; cosine decay
+    lowers the rate smoothly so training settles into a minimum instead of bouncing around it.
+    """
+    if step < warmup_steps:
+        return max_lr * (step + 1) / warmup_steps
+    if step >= total_steps:
+        return min_lr
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model, lr: float, weight_decay: float = 0.1, **kwargs) -> torch.optim.AdamW:
+    """AdamW that decays the weight matrices and embeddings but not biases and norm parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, **kwargs)
+
+
+@dataclass
+class History:
+    """What the training loop records, for printing and plotting."""
+    steps: list[int] = field(default_factory=list)
+    tokens_seen: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+
+
+def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: int = 10,
+          eval_batches: int | None = None, warmup_steps: int = 0, min_lr: float | None = None,
+          grad_clip: float | None = 1.0, sample_prompt: str | None = None, sample_tokens: int = 20,
+          log=print, progress: bool = True) -> History:
+    """Train for `epochs` passes over `train_loader`, evaluating every `eval_every` steps.
+
+    The learning rate follows `lr_at` (warmup, cosine decay to `min_lr`; a constant rate when
+    `warmup_steps=0` and `min_lr` is None); gradients are clipped to norm `grad_clip`. After each
+    epoch, a greedy continuation of `sample_prompt` shows what the model has learnt.
+    """
+    from .generation import generate_text
+
+    if len(train_loader) == 0:
+        raise ValueError("the training loader is empty: there is nothing to train on")
+    device = next(model.parameters()).device
+    max_lr = optimizer.param_groups[0]["lr"]
+    total_steps = epochs * len(train_loader)
+    history, step, tokens = History(), 0, 0
+    bar = tqdm(total=total_steps, desc="training", disable=not progress)
+    model.train()
+    for epoch in range(epochs):
+        for inputs, targets in train_loader:
+            lr = max_lr if (warmup_steps == 0 and min_lr is None) else lr_at(
+                step, max_lr, total_steps, warmup_steps, max_lr if min_lr is None else min_lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_batch(model, inputs, targets, device)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            step += 1
+            tokens += inputs.numel()
+            bar.update(1)
+            if step % eval_every == 0 or step == total_steps:
+                train_loss = loss_loader(model, train_loader, device, eval_batches)
+                val_loss = loss_loader(model, val_loader, device, eval_batches)
+                history.steps.append(step)
+                history.tokens_seen.append(tokens)
+                history.train_loss.append(train_loss)
+                history.val_loss.append(val_loss)
+                history.lr.append(lr)
+                log(f"epoch {epoch + 1} step {step:>4}: train loss {train_loss:.3f}, val loss {val_loss:.3f}")
+        if sample_prompt:
+            sample = generate_text(model, sample_prompt, sample_tokens).replace("\n", " ")
+            history.samples.append(sample)
+            log(f"  sample: {sample}")
+    bar.close()
+    return history
+
+
+def plot_losses(history: History, ax=None):
+    """Training and validation loss against tokens seen (and steps on a second axis)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(history.tokens_seen, history.train_loss, label="training loss")
+    ax.plot(history.tokens_seen, history.val_loss, linestyle="--", label="validation loss")
+    ax.set_xlabel("tokens seen")
+    ax.set_ylabel("loss")
+    ax.legend()
+    top = ax.secondary_xaxis("top", functions=(
+        lambda t: t / max(1, history.tokens_seen[0] / history.steps[0]),
+        lambda s: s * history.tokens_seen[0] / history.steps[0]))
+    top.set_xlabel("steps")
+    return ax

@@ -1,0 +1,93 @@
+import pytest
+import torch
+from scratchgpt import GPTConfig
+from scratchgpt.generation import filter_logits, generate, generate_text
+from scratchgpt.model import GPT
+
+CFG = GPTConfig(vocab_size=300, context_length=8, n_embd=32, n_layer=2, n_head=2, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return GPT(CFG).eval()
+
+
+def test_greedy_is_deterministic_and_equals_argmax_loop(model):
+    idx = torch.tensor([[1, 2, 3]])
+    a, b = generate(model, idx, 10), generate(model, idx, 10)
+    assert torch.equal(a, b) and a.shape == (1, 13)
+    manual = idx
+    for _ in range(10):
+        with torch.no_grad():
+            nxt = model(manual[:, -8:])[:, -1].argmax(-1, keepdim=True)
+        manual = torch.cat([manual, nxt], 1)
+    assert torch.equal(a, manual)
+
+
+def test_temperature_zero_is_greedy_even_with_filters(model):
+    idx = torch.tensor([[5, 6]])
+    assert torch.equal(generate(model, idx, 6, temperature=0.0, top_k=5, top_p=0.5), generate(model, idx, 6))
+
+
+def test_sampling_is_reproducible_with_a_generator(model):
+    idx = torch.tensor([[5, 6]])
+    runs = [generate(model, idx, 8, temperature=1.5, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    assert torch.equal(*runs)
+
+
+def test_top_k_never_samples_outside_the_k_best():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 300)
+    allowed = torch.topk(logits, 5).indices
+    for _ in range(200):
+        probs = torch.softmax(filter_logits(logits / 2.0, top_k=5), -1)
+        picked = torch.multinomial(probs, 1)
+        assert all(picked[b, 0] in allowed[b] for b in range(4))
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    kept = filter_logits(logits, top_p=0.75) > float("-inf")
+    assert kept.tolist() == [[True, True, False, False]]   # 0.5 < 0.75, 0.5 + 0.3 >= 0.75
+    kept = filter_logits(logits, top_p=0.8) > float("-inf")
+    assert kept.tolist() == [[True, True, False, False]]
+    kept = filter_logits(logits, top_p=0.81) > float("-inf")
+    assert kept.tolist() == [[True, True, True, False]]
+    assert (filter_logits(logits, top_p=0.01) > float("-inf")).sum() == 1  # the best token always stays
+
+
+def test_top_p_never_samples_outside_the_nucleus():
+    torch.manual_seed(1)
+    logits = torch.randn(2, 300) * 3
+    nucleus = filter_logits(logits, top_p=0.6) > float("-inf")
+    for _ in range(200):
+        picked = torch.multinomial(torch.softmax(filter_logits(logits, top_p=0.6), -1), 1)
+        assert nucleus.gather(1, picked).all()
+
+
+def test_long_prompt_is_cropped_to_the_context(model):
+    idx = torch.randint(0, 300, (1, 20))          # longer than context 8
+    out = generate(model, idx, 3)
+    assert out.shape == (1, 23) and torch.equal(out[:, :20], idx)
+    assert torch.equal(out[:, 20:21], generate(model, idx[:, -8:], 1)[:, -1:])
+
+
+def test_stops_at_eos(model):
+    idx = torch.tensor([[1, 2]])
+    first = generate(model, idx, 1)[0, -1].item()
+    out = generate(model, idx, 10, eos_id=first)
+    assert out.shape == (1, 3)
+
+
+def test_bad_prompts_are_errors(model):
+    with pytest.raises(ValueError, match="at least one token"):
+        generate(model, torch.zeros(1, 0, dtype=torch.long), 5)
+    with pytest.raises(ValueError, match="prompt is empty"):
+        generate_text(model, "", 5)
+    with pytest.raises(ValueError, match="temperature"):
+        generate(model, torch.tensor([[1]]), 2, temperature=-1)
+    with pytest.raises(ValueError, match="token ids must lie"):
+        generate(model, torch.tensor([[1, 400]]), 2)
+    with pytest.raises(ValueError, match="top_k"):
+        filter_logits(torch.zeros(1, 5), top_k=0)
