@@ -91,3 +91,29 @@ def test_bad_prompts_are_errors(model):
         generate(model, torch.tensor([[1, 400]]), 2)
     with pytest.raises(ValueError, match="top_k"):
         filter_logits(torch.zeros(1, 5), top_k=0)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_kv_cache_generates_the_same_tokens_as_recomputing(fast):
+    torch.manual_seed(0)
+    model = GPT(CFG).eval()
+    for block in model.transformer.h:
+        block.attn.fast = fast
+    idx = torch.randint(0, 300, (2, 3))
+    # 20 new tokens with a context of 8: the cache fills, overflows and is rebuilt
+    assert torch.equal(generate(model, idx, 20, use_cache=True), generate(model, idx, 20, use_cache=False))
+    g1, g2 = (torch.Generator().manual_seed(5) for _ in range(2))
+    assert torch.equal(generate(model, idx, 12, temperature=1.0, top_k=50, generator=g1, use_cache=True),
+                       generate(model, idx, 12, temperature=1.0, top_k=50, generator=g2, use_cache=False))
+
+
+def test_cached_forward_in_chunks_equals_one_pass(model):
+    idx = torch.randint(0, 300, (2, 8))
+    with torch.no_grad():
+        full = model(idx)
+        cache = model.new_cache()
+        parts = [model(idx[:, :3], cache), model(idx[:, 3:4], cache), model(idx[:, 4:], cache)]
+    assert cache.length == 8
+    torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="longer than the context"):
+        model(idx[:, :1], cache)                     # a ninth position does not exist

@@ -37,22 +37,67 @@ class MultiHeadAttention(nn.Module):
         mask = torch.triu(torch.ones(cfg.context_length, cfg.context_length, dtype=torch.bool), diagonal=1)
         self.register_buffer("mask", mask, persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: LayerCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)                       # 3 x (B, T, C)
         # split the width into heads: (B, T, C) -> (B, n_head, T, head_dim)
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        if kv_cache is not None:
+            k, v = kv_cache.append(k, v)       # keys and values of all tokens so far: (B, n_head, Tk, hd)
         if self.fast:
-            y = F.scaled_dot_product_attention(
-                q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+            y = self._fast_attention(q, k, v)
         else:
             y = self.attention_weights(q, k) @ v                       # (B, n_head, T, head_dim)
         y = y.transpose(1, 2).contiguous().view(B, T, C)               # heads side by side again
         return self.resid_dropout(self.c_proj(y))
 
+    def _fast_attention(self, q, k, v):
+        Tq, Tk = q.size(-2), k.size(-2)
+        dropout = self.dropout if self.training else 0.0
+        if Tq == Tk:       # no cache, or the cache's first fill: plain causal attention
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        if Tq == 1:        # one new token: it may see every cached token
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        allowed = ~self.mask[Tk - Tq : Tk, :Tk]                         # new tokens sit at the end
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+
     def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Softmax of the masked, scaled scores q·k / sqrt(head_dim), with dropout: (B, n_head, T, T)."""
-        T = q.size(-2)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)    # (B, n_head, T, T)
-        scores = scores.masked_fill(self.mask[:T, :T], float("-inf"))  # softmax turns -inf into 0
+        """Softmax of the masked, scaled scores q·k / sqrt(head_dim), with dropout: (B, n_head, Tq, Tk).
+
+        The queries are the last Tq of the Tk positions (Tq == Tk without a key/value cache).
+        """
+        Tq, Tk = q.size(-2), k.size(-2)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)    # (B, n_head, Tq, Tk)
+        scores = scores.masked_fill(self.mask[Tk - Tq : Tk, :Tk], float("-inf"))  # softmax: -inf -> 0
         return self.attn_dropout(torch.softmax(scores, dim=-1))
+
+
+class LayerCache:
+    """One layer's cached keys and values, (B, n_head, T, head_dim) each, growing as tokens arrive."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k is None:
+            self.k, self.v = k, v
+        else:
+            self.k, self.v = torch.cat([self.k, k], dim=2), torch.cat([self.v, v], dim=2)
+        return self.k, self.v
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far, so generation need not recompute them.
+
+    Without a cache, each generated token re-runs the model over the whole text; with it, only the new
+    token passes through the model and attends to the stored keys and values. The cache holds at
+    most `context_length` positions; `generate` starts it afresh when the text outgrows the context.
+    """
+
+    def __init__(self, n_layer: int):
+        self.layers = [LayerCache() for _ in range(n_layer)]
+
+    @property
+    def length(self) -> int:
+        k = self.layers[0].k
+        return 0 if k is None else k.size(2)

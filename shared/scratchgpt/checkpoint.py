@@ -29,7 +29,8 @@ class CheckpointError(RuntimeError):
 def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The model's state, with a tied output head stored once (safetensors refuses shared tensors)."""
     state = model.state_dict()
-    if getattr(model, "config", None) is not None and getattr(model.config, "tie_weights", False):
+    head, wte = getattr(model, "lm_head", None), getattr(getattr(model, "transformer", None), "wte", None)
+    if head is not None and wte is not None and head.weight is wte.weight:
         state.pop("lm_head.weight", None)
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 

@@ -33,12 +33,17 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
 @torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, use_cache: bool = True) -> torch.Tensor:
     """Extend `idx` (B, T) by up to `max_new_tokens` tokens; returns (B, T + new).
 
     A prompt longer than the model's context is cropped to its last `context_length` tokens for
     each step (the returned tensor keeps the whole prompt). `temperature=0` is greedy decoding.
     Generation stops early when every sequence has produced `eos_id`.
+
+    `use_cache=True` keeps a key/value cache (if the model offers one): the prompt is encoded once,
+    then each step feeds only the newest token. Once the text outgrows the context, positions shift
+    under the cached keys, so each further step re-encodes the last `context_length` tokens, exactly
+    as the uncached path does: both give the same tokens.
     """
     if idx.dim() != 2 or idx.size(1) == 0:
         raise ValueError(f"the prompt must be a (batch, tokens) tensor with at least one token, got shape "
@@ -49,8 +54,15 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     was_training = model.training
     model.eval()
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    cache = model.new_cache() if use_cache and hasattr(model, "new_cache") else None
     for _ in range(max_new_tokens):
-        logits = model(idx[:, -context:])[:, -1, :]                        # (B, V), last position only
+        if cache is None:
+            logits = model(idx[:, -context:])[:, -1, :]                    # (B, V), last position only
+        elif cache.length == 0 or idx.size(1) > context:
+            cache = model.new_cache()                                      # (re-)encode the visible text
+            logits = model(idx[:, -context:], cache)[:, -1, :]
+        else:
+            logits = model(idx[:, -1:], cache)[:, -1, :]                   # only the newest token
         if temperature == 0.0:
             next_id = logits.argmax(dim=-1, keepdim=True)                   # (B, 1)
         else:

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from .attention import MultiHeadAttention
+from .attention import KVCache, LayerCache, MultiHeadAttention
 from .config import GPTConfig
 
 
@@ -40,8 +40,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))  # shortcuts let gradients flow straight through deep stacks
+    def forward(self, x: torch.Tensor, kv_cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), kv_cache)  # shortcuts let gradients flow straight through deep stacks
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -77,20 +77,27 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Logits over the vocabulary for every position: (B, T) token ids -> (B, T, vocab_size)."""
-        B, T = idx.shape
-        if T > self.config.context_length:
-            raise ValueError(f"sequence of {T} tokens is longer than the context length "
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+        """Logits over the vocabulary for every position: (B, T) token ids -> (B, T, vocab_size).
+
+        With a `kv_cache`, `idx` holds only the new tokens; they continue the cached ones.
+        """
+        _, T = idx.shape
+        start = 0 if kv_cache is None else kv_cache.length
+        if start + T > self.config.context_length:
+            raise ValueError(f"sequence of {start + T} tokens is longer than the context length "
                              f"{self.config.context_length}; crop it (generate() keeps the last tokens)")
         if idx.device.type != "meta" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
-        pos = torch.arange(T, device=idx.device)
+        pos = torch.arange(start, start + T, device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)
+        for i, block in enumerate(self.transformer.h):
+            x = block(x, None if kv_cache is None else kv_cache.layers[i])
         return self.lm_head(self.transformer.ln_f(x))                                     # (B, T, V)
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.n_layer)
 
     def num_parameters(self, include_position_embedding: bool = True) -> int:
         """Distinct parameters (a tied head counts once)."""

@@ -57,7 +57,7 @@ def cache_path(p: Profile):
 
 def _recipe(p: Profile) -> str:
     """What the cached model was trained with; a cache made with other settings is not reused."""
-    return repr(p)
+    return repr((p.model, p.pretrain_text, p.train_ratio, p.batch_size, p.epochs, p.learning_rate, p.weight_decay))
 
 
 def cache_pretrained(p: Profile, model: GPT):

@@ -33,8 +33,11 @@ class Profile:
     eval_every: int = 10                  # optimizer steps between evaluations
     classify_epochs: int = 5              # classification fine-tuning (stage 3)
     classify_batch_size: int = 8
+    classify_trainable: str = "last_block"  # which parameters fine-tune: "all", "last_block" or "head"
+    classify_lr: float = 5e-5
     instruct_epochs: int = 2              # instruction fine-tuning (stage 3)
     instruct_batch_size: int = 8
+    instruct_lr: float = 5e-5
     extra: dict = field(default_factory=dict)
 
     def torch_device(self):
@@ -59,6 +62,11 @@ PROFILES: dict[str, Profile] = {
             epochs=8,
             learning_rate=1e-3,
             eval_every=36,
+            # a model pretrained on one short story knows little English: all its weights fine-tune
+            classify_trainable="all",
+            classify_lr=5e-4,
+            instruct_epochs=1,
+            instruct_lr=5e-4,
         ),
         Profile(
             name="gpt2",
