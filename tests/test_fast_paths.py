@@ -60,3 +60,18 @@ def test_fast_attention_with_dropout_in_training_is_still_causal():
     x = torch.randn(1, 10, 32, requires_grad=True)
     layer(x)[0, 4].sum().backward()
     assert x.grad[0, 5:].abs().sum() == 0          # position 4 depends on nothing after it
+
+
+def test_bf16_autocast_trains_close_to_fp32():
+    """bf16 keeps 8 bits of mantissa: the same training within a loose tolerance, not float tolerance."""
+    from scratchgpt.training import loss_loader
+
+    batches = data(4, 2)
+    losses = []
+    for amp in (None, torch.bfloat16):
+        torch.manual_seed(0)
+        model = GPT(CFG)
+        train(model, make_optimizer(model, 1e-2), batches, batches[:1], epochs=2, eval_every=1000,
+              log=lambda *a: None, progress=False, amp_dtype=amp)
+        losses.append(loss_loader(model, batches))
+    assert abs(losses[0] - losses[1]) < 0.05 * losses[0]

@@ -65,8 +65,8 @@ PROFILES: dict[str, Profile] = {
             # a model pretrained on one short story knows little English: all its weights fine-tune
             classify_trainable="all",
             classify_lr=5e-4,
-            instruct_epochs=1,
-            instruct_lr=5e-4,
+            instruct_epochs=2,
+            instruct_lr=2e-3,
         ),
         Profile(
             name="gpt2",

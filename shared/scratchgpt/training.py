@@ -81,7 +81,7 @@ class History:
 def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: int = 10,
           eval_batches: int | None = None, warmup_steps: int = 0, min_lr: float | None = None,
           grad_clip: float | None = 1.0, sample_prompt: str | None = None, sample_tokens: int = 20,
-          log=print, progress: bool = True, grad_accum: int = 1) -> History:
+          log=print, progress: bool = True, grad_accum: int = 1, amp_dtype: torch.dtype | None = None) -> History:
     """Train for `epochs` passes over `train_loader`, evaluating every `eval_every` steps.
 
     The learning rate follows `lr_at` (warmup, cosine decay to `min_lr`; a constant rate when
@@ -89,7 +89,9 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
     epoch, a greedy continuation of `sample_prompt` shows what the model has learnt.
 
     `grad_accum=n` sums the gradients of n loader batches before each optimizer step: the update of a
-    batch n times larger, in the memory of one.
+    batch n times larger, in the memory of one. `amp_dtype=torch.bfloat16` runs the forward pass under
+    autocast (matmuls in bf16, reductions in fp32): about twice the speed on GPUs with bf16 units; the
+    loss then differs from fp32 at bf16's precision, not float tolerance.
     """
     from .generation import generate_text
 
@@ -112,7 +114,8 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
-            loss = loss_batch(model, inputs, targets, device) / grad_accum
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                loss = loss_batch(model, inputs, targets, device) / grad_accum
             loss.backward()
             tokens += inputs.numel()
             micro += 1
