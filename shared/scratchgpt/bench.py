@@ -1,6 +1,6 @@
 """Benchmark: where the package stands against this machine's limit.
 
-    python -m scratchgpt.bench [--quick] [--json bench.json] [--gpt2-steps 3] [--gen-tokens 200]
+    python -m scratchgpt.bench [--quick] [--json bench.json] [--gpt2-steps 2] [--gen-tokens 200]
 
 Prints one table: the measured fp32 matmul rate (the practical ceiling), training tokens per second
 and model FLOPs utilisation (MFU) for the tiny profile's model and a GPT-2 124M-shaped model,
@@ -67,7 +67,7 @@ def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool =
     return batch * T * steps / (time.perf_counter() - t)
 
 
-def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1, repeats: int = 3) -> tuple[float, float]:
+def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1, repeats: int = 2) -> tuple[float, float]:
     """Seconds for forward+backward of one GPT-2-sized attention layer: (teaching, fast)."""
     from .attention import MultiHeadAttention
 
@@ -98,7 +98,7 @@ def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: i
     return new_tokens / (time.perf_counter() - t)
 
 
-def run(quick: bool = False, gpt2_steps: int = 3, gen_tokens: int = 200, gpt2_context: int = 256,
+def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_context: int = 256,
         gpt2_batch: int = 2) -> dict:
     if quick:  # the CI smoke test: the smallest sizes, figures printed but not asserted
         gpt2_steps, gen_tokens = 1, 16
@@ -110,7 +110,7 @@ def run(quick: bool = False, gpt2_steps: int = 3, gen_tokens: int = 200, gpt2_co
     tiny = profile("tiny")
     gpt2 = GPT2_SIZES["124M"]
     for name, cfg, batch, T, steps in [
-        ("tiny profile", tiny.model, 8, tiny.model.context_length, 2 if quick else 5),
+        ("tiny profile", tiny.model, 8, tiny.model.context_length, 2 if quick else 3),
         ("GPT-2 124M", gpt2, gpt2_batch, 64 if quick else gpt2_context, gpt2_steps),
     ]:
         tps = training_speed(cfg, batch, T, steps)
@@ -149,7 +149,7 @@ def format_table(r: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scratchgpt.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smallest sizes (a smoke test)")
-    parser.add_argument("--gpt2-steps", type=int, default=3, help="timed training steps of the GPT-2 124M shape")
+    parser.add_argument("--gpt2-steps", type=int, default=2, help="timed training steps of the GPT-2 124M shape")
     parser.add_argument("--gpt2-context", type=int, default=256)
     parser.add_argument("--gpt2-batch", type=int, default=2)
     parser.add_argument("--gen-tokens", type=int, default=200, help="new tokens in the generation test")
