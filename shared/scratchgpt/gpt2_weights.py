@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .config import GPT2_SIZES
+from .config import GPT2_HF_NAMES, GPT2_SIZES
 from .model import GPT
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -48,9 +48,14 @@ def load_gpt2_weights(model: GPT, path: str | Path) -> GPT:
 
 def gpt2_model(size: str = "124M", dropout: float = 0.0) -> GPT:
     """OpenAI's GPT-2 of the given size, its weights fetched (and checksummed) through the data manifest."""
-    from .data import fetch
+    from .data import DataError, fetch, load_manifest
 
     if size not in GPT2_SIZES:
         raise ValueError(f"unknown GPT-2 size {size!r}; sizes: {', '.join(GPT2_SIZES)}")
-    path = fetch(f"gpt2-{size}.safetensors")
+    name = f"gpt2-{size}.safetensors"
+    if name not in load_manifest():
+        raise DataError(f"data/manifest.json has no entry for {name} yet: add its URL "
+                        f"(https://huggingface.co/openai-community/{GPT2_HF_NAMES[size]}/resolve/main/model.safetensors), "
+                        "sha256 and size, so that the download can be verified")
+    path = fetch(name)
     return load_gpt2_weights(GPT(GPT2_SIZES[size].with_(dropout=dropout)), path).eval()
