@@ -1,5 +1,8 @@
 """Every fast path equals the plain one within float tolerance."""
 
+import shutil
+
+import pytest
 import torch
 
 from scratchgpt import GPTConfig
@@ -75,3 +78,15 @@ def test_bf16_autocast_trains_close_to_fp32():
               log=lambda *a: None, progress=False, amp_dtype=amp)
         losses.append(loss_loader(model, batches))
     assert abs(losses[0] - losses[1]) < 0.05 * losses[0]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile's CPU backend needs a C++ compiler")
+def test_compiled_model_gives_the_same_logits():
+    # forward only: compiling the backward too triples this test's 12 s on 2 cores; the trainer's
+    # --compile runs the whole step (measured in PERFORMANCE.md)
+    torch.manual_seed(0)
+    model = GPT(CFG.with_(n_layer=1)).eval()
+    x = data(1, 2)[0][0]
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model)(x), model(x), atol=1e-5, rtol=1e-5)

@@ -117,3 +117,13 @@ def test_cached_forward_in_chunks_equals_one_pass(model):
     torch.testing.assert_close(torch.cat(parts, 1), full, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="longer than the context"):
         model(idx[:, :1], cache)                     # a ninth position does not exist
+
+
+def test_last_only_gives_the_last_positions_logits():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)).eval()
+    idx = torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        full, last = model(idx), model(idx, last_only=True)
+    assert last.shape == (2, 1, 50)
+    assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)

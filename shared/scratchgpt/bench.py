@@ -1,6 +1,6 @@
 """Benchmark: where the package stands against this machine's limit.
 
-    python -m scratchgpt.bench [--quick] [--json bench.json] [--gpt2-steps 2] [--gen-tokens 200]
+    python -m scratchgpt.bench [--quick] [--json bench.json] [--gpt2-steps 2] [--gen-tokens 200] [--compile]
 
 Prints one table: the measured fp32 matmul rate (the practical ceiling), training tokens per second
 and model FLOPs utilisation (MFU) for the tiny profile's model and a GPT-2 124M-shaped model,
@@ -46,17 +46,19 @@ def flops_per_token(cfg: GPTConfig, T: int) -> float:
     return 6 * (non_embedding + head) + 12 * L * d * T
 
 
-def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True) -> float:
-    """Training tokens per second: forward, backward and AdamW step, after one warm-up step."""
+def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False) -> float:
+    """Training tokens per second: forward, backward and AdamW step, after one warm-up step (which
+    also compiles, with `compile=True`)."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0))
     opt = make_optimizer(model, lr=1e-4, fused=fused)
+    net = torch.compile(model) if compile else model
     x = torch.randint(0, cfg.vocab_size, (batch, T))
     y = torch.randint(0, cfg.vocab_size, (batch, T))
 
     def step():
         opt.zero_grad(set_to_none=True)
-        logits = model(x)
+        logits = net(x)
         torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
         opt.step()
 
@@ -99,7 +101,8 @@ def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: i
 
 
 def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_context: int = 256,
-        gpt2_batch: int = 2) -> dict:
+        gpt2_batch: int = 2, compile: bool = False) -> dict:
+    started = time.perf_counter()
     if quick:  # the CI smoke test: the smallest sizes, figures printed but not asserted
         gpt2_steps, gen_tokens = 1, 16
     results = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -113,9 +116,11 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         ("tiny profile", tiny.model, 8, tiny.model.context_length, 2 if quick else 3),
         ("GPT-2 124M", gpt2, gpt2_batch, 64 if quick else gpt2_context, gpt2_steps),
     ]:
-        tps = training_speed(cfg, batch, T, steps)
-        mfu = tps * flops_per_token(cfg, T) / rate
-        rows.append({"model": name, "batch": batch, "context": T, "tokens_per_s": tps, "mfu": mfu})
+        for compiled in ([False, True] if compile else [False]):
+            tps = training_speed(cfg, batch, T, steps, compile=compiled)
+            mfu = tps * flops_per_token(cfg, T) / rate
+            rows.append({"model": name + (", compiled" if compiled else ""), "batch": batch, "context": T,
+                         "tokens_per_s": tps, "mfu": mfu})
     results["training"] = rows
     results["attention"] = []
     for T in ([128] if quick else [256, 1024]):
@@ -127,6 +132,7 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     results["generation"] = {"model": "tiny profile" if quick else "GPT-2 124M", "new_tokens": gen_tokens,
                              "uncached_tokens_per_s": uncached, "cached_tokens_per_s": cached,
                              "ratio": cached / uncached}
+    results["wall_s"] = time.perf_counter() - started
     return results
 
 
@@ -142,7 +148,7 @@ def format_table(r: dict) -> str:
     g = r["generation"]
     lines += ["", f"| generation ({g['model']}, batch 1, {g['new_tokens']} new tokens) | tokens/s |", "|---|---|",
               f"| without KV cache | {g['uncached_tokens_per_s']:.1f} |", f"| with KV cache | {g['cached_tokens_per_s']:.1f} |",
-              f"| speed-up | {g['ratio']:.1f}x |"]
+              f"| speed-up | {g['ratio']:.1f}x |", "", f"benchmark wall time: {r['wall_s']:.0f} s"]
     return "\n".join(lines)
 
 
@@ -153,9 +159,10 @@ def main(argv=None) -> None:
     parser.add_argument("--gpt2-context", type=int, default=256)
     parser.add_argument("--gpt2-batch", type=int, default=2)
     parser.add_argument("--gen-tokens", type=int, default=200, help="new tokens in the generation test")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training (compiling takes minutes on a CPU)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch)
+    results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch, args.compile)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -35,10 +35,16 @@ def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().cpu() for k, v in state.items()}
 
 
-def save_checkpoint(path: str | Path, model, optimizer=None, step: int = 0, extra: dict | None = None) -> Path:
-    """Write model (and optimizer) state to `path` atomically: a crash never leaves half a file."""
+def save_checkpoint(path: str | Path, model, optimizer=None, step: int = 0, extra: dict | None = None,
+                    extra_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write model (and optimizer) state to `path` atomically: a crash never leaves half a file.
+
+    `extra` (JSON-able) and `extra_tensors` (random-number-generator states, ...) come back from
+    `load_checkpoint` as `meta["extra"]` and `meta["tensors"]`.
+    """
     path = Path(path)
     tensors = {f"model.{k}": v for k, v in model_tensors(model).items()}
+    tensors |= {f"extra.{k}": v.detach().contiguous().cpu() for k, v in (extra_tensors or {}).items()}
     meta = {"format": FORMAT, "step": str(step), "extra": json.dumps(extra or {})}
     if getattr(model, "config", None) is not None and dataclasses.is_dataclass(model.config):
         meta["config"] = json.dumps(dataclasses.asdict(model.config))
@@ -116,6 +122,7 @@ def load_checkpoint(path: str | Path, model, optimizer=None, strict: bool = True
                 opt_state.setdefault(name_to_index[name], {})[field] = value
         optimizer.load_state_dict({"state": opt_state, "param_groups": param_groups})
     meta = dict(meta)
+    meta["tensors"] = {k[len("extra."):]: v for k, v in tensors.items() if k.startswith("extra.")}
     meta["step"] = int(meta.get("step", 0))
     meta["extra"] = json.loads(meta.get("extra", "{}"))
     if "config" in meta:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from .model import GPT
+
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Set the logits outside the top-k / top-p set to -inf. logits: (B, V)."""
@@ -55,14 +57,16 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     model.eval()
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
     cache = model.new_cache() if use_cache and hasattr(model, "new_cache") else None
+    # our GPT can skip the output head for all but the last position; any other model gives all of them
+    head = {"last_only": True} if isinstance(model, GPT) else {}
     for _ in range(max_new_tokens):
         if cache is None:
-            logits = model(idx[:, -context:])[:, -1, :]                    # (B, V), last position only
+            logits = model(idx[:, -context:], **head)[:, -1, :]            # (B, V), last position only
         elif cache.length == 0 or idx.size(1) > context:
             cache = model.new_cache()                                      # (re-)encode the visible text
-            logits = model(idx[:, -context:], cache)[:, -1, :]
+            logits = model(idx[:, -context:], cache, **head)[:, -1, :]
         else:
-            logits = model(idx[:, -1:], cache)[:, -1, :]                   # only the newest token
+            logits = model(idx[:, -1:], cache, **head)[:, -1, :]           # only the newest token
         if temperature == 0.0:
             next_id = logits.argmax(dim=-1, keepdim=True)                   # (B, 1)
         else:

@@ -77,10 +77,12 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """Logits over the vocabulary for every position: (B, T) token ids -> (B, T, vocab_size).
 
         With a `kv_cache`, `idx` holds only the new tokens; they continue the cached ones.
+        `last_only=True` returns the last position's logits only, (B, 1, vocab_size): generation needs
+        no more, and the output head is a large share of the work (V·d of GPT-2's 124M parameters).
         """
         _, T = idx.shape
         start = 0 if kv_cache is None else kv_cache.length
@@ -94,6 +96,8 @@ class GPT(nn.Module):
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for i, block in enumerate(self.transformer.h):
             x = block(x, None if kv_cache is None else kv_cache.layers[i])
+        if last_only:
+            x = x[:, -1:, :]                                                              # (B, 1, C)
         return self.lm_head(self.transformer.ln_f(x))                                     # (B, T, V)
 
     def new_cache(self) -> KVCache:

@@ -31,6 +31,9 @@ class Profile:
     learning_rate: float = 4e-4
     weight_decay: float = 0.1
     eval_every: int = 10                  # optimizer steps between evaluations
+    grad_accum: int = 1                   # batches whose gradients add up to one optimizer step
+    amp_dtype: str | None = None          # "bfloat16": autocast the forward pass (GPUs with bf16 units)
+    compile: bool = False                 # torch.compile the model (the command-line trainer)
     classify_epochs: int = 5              # classification fine-tuning (stage 3)
     classify_batch_size: int = 8
     classify_trainable: str = "last_block"  # which parameters fine-tune: "all", "last_block" or "head"
@@ -93,7 +96,8 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="gpu",
-            description="GPT-2 124M architecture trained from scratch on a GPU: context 1024, larger batches.",
+            description="GPT-2 124M architecture trained from scratch on a GPU: context 1024, larger batches, "
+            "bf16 autocast, fused AdamW, torch.compile (python -m scratchgpt.pretrain --profile gpu).",
             model=GPT2_SIZES["124M"],
             device="cuda",
             pretrain_text="tinyshakespeare.txt",
@@ -101,6 +105,8 @@ PROFILES: dict[str, Profile] = {
             epochs=2,
             learning_rate=6e-4,
             eval_every=50,
+            amp_dtype="bfloat16",
+            compile=True,
         ),
     ]
 }

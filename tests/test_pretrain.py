@@ -1,0 +1,123 @@
+"""The command-line trainer: end to end, two-process DDP against one process, kill and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from scratchgpt.checkpoint import CheckpointError, read_checkpoint
+from scratchgpt.pretokenize import pretokenize
+from scratchgpt.pretrain import parse_args, train
+
+SMALL = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--context", "32", "--no-progress"]
+
+
+def run(*args, check=True, **kwargs):
+    result = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def log(folder):
+    return [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def weights(folder):
+    tensors, meta = read_checkpoint(folder / "checkpoint.safetensors")
+    return tensors, json.loads(meta["extra"])
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verdict")
+    pretokenize(["the-verdict.txt"], out, progress=False)
+    return out
+
+
+def test_tiny_profile_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    result = run("scratchgpt.pretrain", "--profile", "tiny", "--steps", "30", "--eval-every", "15",
+                 "--no-progress", "--peak-tflops", "0.07", "--out", str(out))
+    entries = log(out)
+    assert [e["step"] for e in entries] == [15, 30]
+    assert entries[-1]["train_loss"] < entries[0]["train_loss"] < 10.9     # it learns (ln 50257 = 10.8)
+    assert entries[-1]["tokens"] == 30 * 128 and entries[-1]["tokens_per_s"] > 0 and 0 < entries[-1]["mfu"] < 1
+    assert (out / "loss.png").stat().st_size > 1000
+    assert (out / "sample.txt").read_text().startswith("Every effort moves you")
+    assert "sample:" in result.stdout
+    tensors, extra = weights(out)
+    assert extra["run"]["model"]["n_layer"] == 4 and extra["run"]["steps"] == 30
+
+
+def test_two_process_ddp_matches_one_process(tokens, tmp_path):
+    common = ["--data", str(tokens), *SMALL, "--steps", "6", "--eval-every", "1", "--dropout", "0.0"]
+    run("scratchgpt.pretrain", *common, "--batch-size", "4", "--out", str(tmp_path / "one"))
+    run("torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "scratchgpt.pretrain", *common,
+        "--batch-size", "2", "--out", str(tmp_path / "two"))
+    one, two = log(tmp_path / "one"), log(tmp_path / "two")
+    assert [e["step"] for e in one] == [e["step"] for e in two] == [1, 2, 3, 4, 5, 6]
+    assert [e["tokens"] for e in one] == [e["tokens"] for e in two]      # the same global batch
+    for a, b in zip(one, two):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-5)
+    assert one[-1]["train_loss"] < one[0]["train_loss"]
+    (w1, _), (w2, _) = weights(tmp_path / "one"), weights(tmp_path / "two")
+    assert max((w1[k] - w2[k]).abs().max().item() for k in w1 if k.startswith("model.")) < 1e-5
+
+
+def test_killed_run_resumes_exactly(tokens, tmp_path):
+    # dropout on: resuming must also restore the random number generators
+    command = ["scratchgpt.pretrain", "--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "24",
+               "--eval-every", "1", "--ckpt-every", "3", "--dropout", "0.1"]
+    run(*command, "--out", str(tmp_path / "whole"))
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", *command, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "log.jsonl").exists() and len((out / "log.jsonl").read_text().splitlines()) >= 10:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL                               # killed, not finished
+    tensors, extra = weights(out)                                       # the checkpoint left behind is whole
+    assert 3 <= int(read_checkpoint(out / "checkpoint.safetensors")[1]["step"]) < 24
+
+    resumed = run(*command, "--out", str(out))
+    assert "resuming from checkpoint.safetensors at step" in resumed.stdout
+    assert not list(out.glob(".*.part"))
+    (whole, _), (again, _) = weights(tmp_path / "whole"), weights(out)
+    assert whole.keys() == again.keys()
+    assert all(torch.equal(whole[k], again[k]) for k in whole)          # model, optimizer and generator states
+    drop = ("tokens_per_s",)
+    assert [{k: v for k, v in e.items() if k not in drop} for e in log(out)] == \
+           [{k: v for k, v in e.items() if k not in drop} for e in log(tmp_path / "whole")]
+
+
+def test_resume_with_other_settings_is_refused(tokens, tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "2", "--out", str(out)]
+    train(parse_args(base))
+    before = (out / "checkpoint.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match="belongs to a run with other settings; lr: checkpoint 0.001, now 0.01"):
+        train(parse_args([*base, "--lr", "0.01"]))
+    with pytest.raises(CheckpointError, match="another model configuration"):
+        train(parse_args([*base, "--n-embd", "64"]))
+    assert (out / "checkpoint.safetensors").read_bytes() == before     # nothing saved is lost
+    train(parse_args([*base, "--steps", "3"]))                          # more steps: the run goes on
+    assert "resuming from checkpoint.safetensors at step 2" in capsys.readouterr().out
+    assert [e["step"] for e in log(out)] == [2, 3]
+
+
+def test_missing_data_and_a_too_short_split_are_clear_errors(tokens, tmp_path):
+    result = run("scratchgpt.pretrain", "--data", str(tmp_path), *SMALL, "--out", str(tmp_path / "o"), check=False)
+    assert result.returncode != 0 and "no train_*.bin shards" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(ValueError, match="a global batch needs 8,193 tokens .* but the split has only 4,613"):
+        train(parse_args(["--data", str(tokens), "--context", "4096", "--batch-size", "2", "--out", str(tmp_path / "o")]))
+    assert not (tmp_path / "o").exists()                                # failed before writing anything
