@@ -138,7 +138,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--grad-clip", type=float, default=1.0)
     g.add_argument("--eval-every", type=int, help="steps between evaluations and log lines")
-    g.add_argument("--eval-batches", type=int, default=4, help="validation batches per evaluation")
+    g.add_argument("--eval-batches", type=int, default=4, help="validation batches per evaluation, each the size of one optimizer step's")
     g.add_argument("--ckpt-every", type=int, help="steps between checkpoints (default: every evaluation)")
     g.add_argument("--seed", type=int, default=123)
     g.add_argument("--device", help="cpu, cuda, or auto (default: the profile's)")
@@ -214,11 +214,13 @@ def restore_rng(tensors: dict[str, torch.Tensor], rank: int, device: torch.devic
 
 
 def evaluate(model, stream: TokenStream, cfg: RunConfig, rank: int, world: int, device, autocast) -> float:
-    """Mean loss over the first `eval_batches` global batches of `stream` (the same ones every time)."""
+    """Mean loss over the first `eval_batches` step-sized batches of `stream` (the same ones every time):
+    as many windows as `eval_batches` optimizer steps consume, however they are split into processes
+    and micro-batches."""
     model.eval()
     total, n, position = torch.zeros((), device=device), 0, 0
     with torch.no_grad():
-        for _ in range(cfg.eval_batches):
+        for _ in range(cfg.eval_batches * cfg.grad_accum):
             x, y, position = stream.batch(position, cfg.batch_size, cfg.model.context_length, rank, world)
             with autocast:
                 logits = model(x.to(device))
@@ -262,6 +264,9 @@ def train(args) -> dict:
     if device.type == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"the {prof.name} profile trains on a CUDA GPU and this machine has none; "
+                             "add --device cpu (and --no-compile --dtype float32 for a CPU's speed)")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     main_process = rank == 0
@@ -289,6 +294,8 @@ def train(args) -> dict:
     if ckpt_path.exists():
         meta = load_checkpoint(ckpt_path, model, optimizer)     # refuses another model before changing anything
         saved = meta["extra"].get("run", {})
+        if args.warmup_steps is None and "warmup_steps" in saved:
+            cfg.warmup_steps = saved["warmup_steps"]     # its default follows --steps, which may grow
         mine = config_dict(cfg)
         differ = {k: (saved.get(k), mine[k]) for k in mine if k not in ("steps", "data") and saved.get(k) != mine[k]}
         if differ:
@@ -310,9 +317,10 @@ def train(args) -> dict:
         write_log(out / LOG, [e for e in read_log(out / LOG) if e["step"] <= step])
         atomic_write_bytes(out / "run.json", (json.dumps(config_dict(cfg), indent=1) + "\n").encode())
 
-    net = model
+    net = ddp = model
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)
     autocast = (torch.autocast(device.type, dtype=getattr(torch, cfg.amp_dtype)) if cfg.amp_dtype else nullcontext())
@@ -330,7 +338,7 @@ def train(args) -> dict:
         for micro in range(cfg.grad_accum):
             x, y, position = train_stream.batch(position, cfg.batch_size, T, rank, world)
             sync = world == 1 or micro == cfg.grad_accum - 1   # DDP averages gradients on the last micro-batch only
-            with (nullcontext() if sync else net.no_sync()), autocast:
+            with (nullcontext() if sync else ddp.no_sync()), autocast:
                 logits = net(x.to(device, non_blocking=True))               # (B, T, V)
                 loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten()) / cfg.grad_accum
             loss.backward()
