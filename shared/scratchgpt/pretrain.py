@@ -47,7 +47,7 @@ from .model import GPT
 from .paths import REPO_ROOT
 from .pretokenize import ShardError, pretokenize, read_shard, shard_paths
 from .profiles import profile
-from .training import lr_at, make_optimizer
+from .training import History, lr_at, make_optimizer, plot_losses
 
 CHECKPOINT = "checkpoint.safetensors"
 LOG = "log.jsonl"
@@ -387,24 +387,18 @@ def train(args) -> dict:
 
 def finish(model, out: Path, args) -> None:
     """The loss plot and a sample generation, from the whole log (across resumes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's plotting backend stays as it was
 
     from .generation import generate_text
 
     log = read_log(out / LOG)
     if log:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot([e["tokens"] for e in log], [e["train_loss"] for e in log], label="training loss")
-        ax.plot([e["tokens"] for e in log], [e["val_loss"] for e in log], linestyle="--", label="validation loss")
-        ax.set_xlabel("tokens seen")
-        ax.set_ylabel("loss")
-        ax.legend()
+        history = History(steps=[e["step"] for e in log], tokens_seen=[e["tokens"] for e in log],
+                          train_loss=[e["train_loss"] for e in log], val_loss=[e["val_loss"] for e in log])
+        fig = Figure(figsize=(6, 3.5))
+        plot_losses(history, fig.add_subplot())
         fig.tight_layout()
         fig.savefig(out / "loss.png", dpi=100)
-        plt.close(fig)
     sample = generate_text(model, args.sample_prompt, args.sample_tokens)
     atomic_write_bytes(out / "sample.txt", (sample + "\n").encode())
     print(f"sample: {sample!r}")
