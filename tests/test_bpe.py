@@ -35,14 +35,24 @@ def test_equals_tiktoken_on_tinyshakespeare(ours):
     assert ours.decode(ids) == text
 
 
-def test_equals_tiktoken_on_the_korean_seed_notes(ours):
-    files = sorted(SEED_DIR.glob("*.txt"))
-    if not files:
-        pytest.skip(f"the seed notes are not beside this checkout ({SEED_DIR.name} missing)")
-    for path in files:
-        text = path.read_text(encoding="utf-8")
-        assert ours.encode(text) == gpt2_tokenizer().encode(text)
-        assert ours.decode(ours.encode(text)) == text
+# A Korean text of this test's own (the seed notes lie beside the repository only on the project's
+# machines): multi-byte UTF-8 that GPT-2's byte-level BPE splits inside characters.
+KOREAN = """대규모 언어 모델(LLM)은 많은 양의 텍스트 데이터로 훈련된 심층 신경망입니다.
+사전 훈련 단계에서 모델은 다음 단어를 예측하며 말뭉치의 패턴을 배우고, 미세 튜닝 단계에서는
+레이블이 있는 작은 데이터셋으로 특정 작업(예: 스팸 분류, 지시 따르기)에 맞춰집니다.
+트랜스포머의 셀프 어텐션은 시퀀스의 각 위치가 다른 모든 위치를 참고하게 합니다 — 2017년 논문 "Attention Is All You Need".
+GPT-3는 1,750억 개의 파라미터를 가졌고, 퓨샷(few-shot) 학습과 창발적 능력으로 주목받았습니다!
+"""
+
+
+def test_equals_tiktoken_on_korean_text(ours):
+    texts = [KOREAN] + [p.read_text(encoding="utf-8") for p in sorted(SEED_DIR.glob("*.txt"))]  # seed notes too, where present
+    tik = gpt2_tokenizer()
+    for text in texts:
+        ids = ours.encode(text)
+        assert ids == tik.encode(text)
+        assert ours.decode(ids) == text
+    assert len(tik.encode(KOREAN)) > 2 * len(KOREAN.split())   # it really does split inside words
 
 
 def test_special_tokens(ours):

@@ -6,10 +6,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
 from scratchgpt import GPTConfig
-from scratchgpt.evaluation import (MCItem, choice_logprobs, load_hellaswag, load_multiple_choice,
-                                   multiple_choice_accuracy, perplexity, score_item)
+from scratchgpt.evaluation import (
+    MCItem,
+    choice_logprobs,
+    load_hellaswag,
+    load_multiple_choice,
+    multiple_choice_accuracy,
+    perplexity,
+    score_item,
+)
 from scratchgpt.model import GPT
 
 

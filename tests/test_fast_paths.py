@@ -4,7 +4,6 @@ import shutil
 
 import pytest
 import torch
-
 from scratchgpt import GPTConfig
 from scratchgpt.model import GPT
 from scratchgpt.training import make_optimizer, train
@@ -70,14 +69,21 @@ def test_bf16_autocast_trains_close_to_fp32():
     from scratchgpt.training import loss_loader
 
     batches = data(4, 2)
-    losses = []
+    losses, seen = [], []
     for amp in (None, torch.bfloat16):
         torch.manual_seed(0)
         model = GPT(CFG)
+        dtypes = set()   # what the attention projection computes in, during training: proof autocast ran
+        hook = model.transformer.h[0].attn.c_attn.register_forward_hook(
+            lambda mod, inp, out: dtypes.add(out.dtype) if mod.training else None)
         train(model, make_optimizer(model, 1e-2), batches, batches[:1], epochs=2, eval_every=1000,
               log=lambda *a: None, progress=False, amp_dtype=amp)
+        hook.remove()
+        seen.append(dtypes)
         losses.append(loss_loader(model, batches))
-    assert abs(losses[0] - losses[1]) < 0.05 * losses[0]
+    assert seen == [{torch.float32}, {torch.bfloat16}]
+    assert losses[0] != losses[1]                       # bf16 did change the arithmetic...
+    assert abs(losses[0] - losses[1]) < 0.05 * losses[0]  # ...within the tolerance
 
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,

@@ -1,10 +1,21 @@
 import pytest
 import torch
-
 from scratchgpt import EOT_ID
-from scratchgpt.instruction import (IGNORE_INDEX, InstructionDataset, collate, exact_match, extract_response,
-                                    format_example, format_input, load_instructions, normalize, rouge_l,
-                                    score_responses, split_instructions, token_f1)
+from scratchgpt.instruction import (
+    IGNORE_INDEX,
+    InstructionDataset,
+    collate,
+    exact_match,
+    extract_response,
+    format_example,
+    format_input,
+    load_instructions,
+    normalize,
+    rouge_l,
+    score_responses,
+    split_instructions,
+    token_f1,
+)
 
 
 def test_data_and_split():

@@ -1,11 +1,10 @@
 import pytest
 import torch
-from torch import nn
-
 from scratchgpt import GPTConfig
 from scratchgpt.classification import to_classifier
 from scratchgpt.lora import LinearWithLoRA, apply_lora, count_trainable, merge_lora
 from scratchgpt.model import GPT
+from torch import nn
 
 CFG = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=2, dropout=0.0)
 

@@ -6,8 +6,16 @@ import struct
 import numpy as np
 import pytest
 from scratchgpt import gpt2_tokenizer, read_text
-from scratchgpt.pretokenize import (HEADER, ShardError, pretokenize, read_header, read_shard, safe_cuts, shard_paths,
-                                    write_shard)
+from scratchgpt.pretokenize import (
+    HEADER,
+    ShardError,
+    pretokenize,
+    read_header,
+    read_shard,
+    safe_cuts,
+    shard_paths,
+    write_shard,
+)
 from scratchgpt.pretrain import TokenStream
 
 

@@ -20,9 +20,22 @@ def test_unknown_profile_lists_valid_ones(monkeypatch):
         profile()
 
 
-def test_profiles_fix_sizes():
+def test_every_profile_has_one_window_of_every_text_it_uses():
+    """The bug this guards: a profile whose windows are longer than its validation text (GPT-2's
+    context 1024 against The Verdict's 534 held-out tokens) crashed notebooks 04 and 05."""
+    from scratchgpt import gpt2_tokenizer, read_text
+    from scratchgpt.evaluation import HELD_OUT_WINDOW
+    from scratchgpt.pretrained import split_text
+
+    enc = gpt2_tokenizer()
     for p in PROFILES.values():
-        assert p.model.n_embd % p.model.n_head == 0 and p.batch_size > 0 and p.epochs > 0
+        assert p.window <= p.model.context_length
+        train_text, val_text = split_text(read_text(p.pretrain_text), p.train_ratio)
+        verdict_val = split_text(read_text("the-verdict.txt"), 0.9)[1]   # notebook 05's held-out text
+        for text in (train_text, val_text):
+            assert len(enc.encode(text)) >= p.window + 1, p.name
+        assert len(enc.encode(verdict_val)) >= min(p.window, HELD_OUT_WINDOW) + 1, p.name
+        assert len(enc.encode(train_text)) // (p.window * p.batch_size) >= p.grad_accum, p.name
 
 
 def test_seed_everything_repeats():

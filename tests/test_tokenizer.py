@@ -1,4 +1,3 @@
-import tiktoken
 from scratchgpt import EOT, EOT_ID, gpt2_tokenizer, ids_to_text, read_text, text_to_ids
 
 
@@ -10,11 +9,27 @@ def test_gpt2_facts():
     assert len(tok.encode(read_text("the-verdict.txt"))) == 5145
 
 
-def test_plain_tiktoken_works_offline_and_agrees():
-    gpt2_tokenizer()  # places the files in tiktoken's cache
-    plain = tiktoken.get_encoding("gpt2")
+def test_plain_tiktoken_works_offline_and_agrees(monkeypatch, tmp_path):
+    import socket
+
+    import tiktoken.load
+    import tiktoken.registry
+    from scratchgpt.tokenizer import install_tiktoken_cache
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))   # an empty cache: only what we place is there
+    install_tiktoken_cache()                                  # what gpt2_tokenizer() does on first use
     text = read_text("the-verdict.txt")
-    assert plain.encode(text) == gpt2_tokenizer().encode(text)
+    expected = gpt2_tokenizer().encode(text)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tiktoken tried to reach the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(tiktoken.load, "read_file", no_network)       # its download function
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})           # forget the encoding built in-process
+    plain = tiktoken.get_encoding("gpt2")
+    assert plain.encode(text) == expected
 
 
 def test_tensor_round_trip():

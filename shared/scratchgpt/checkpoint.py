@@ -8,6 +8,7 @@ configuration, the optimizer's hyperparameters, the step) goes into the metadata
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -62,8 +63,18 @@ def save_checkpoint(path: str | Path, model, optimizer=None, step: int = 0, extr
         groups = [{k: v for k, v in g.items() if k != "params"} | {"params": [index_to_name[i] for i in g["params"]]}
                   for g in state["param_groups"]]
         meta["optimizer"] = json.dumps({"class": type(optimizer).__name__, "param_groups": groups})
+    # a checksum of the tensor bytes: a flipped bit on disk would otherwise load as a slightly wrong weight
+    meta["tensors_sha256"] = _data_sha256(save_bytes(tensors, metadata=meta))
+    for stale in path.parent.glob(f".{path.name}.*.part"):   # left by a save that was killed half-way
+        stale.unlink(missing_ok=True)
     atomic_write_bytes(path, save_bytes(tensors, metadata=meta))
     return path
+
+
+def _data_sha256(payload: bytes) -> str:
+    """sha256 of a safetensors file's tensor bytes (everything after its JSON header)."""
+    header_len = int.from_bytes(payload[:8], "little")
+    return hashlib.sha256(memoryview(payload)[8 + header_len:]).hexdigest()
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -78,6 +89,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
     except (SafetensorError, ValueError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path.name} is not a readable safetensors checkpoint (truncated or corrupted?): {err}") from err
+    expected = meta.get("tensors_sha256")
+    if expected is not None and _data_sha256(data) != expected:
+        raise CheckpointError(f"{path.name} is corrupted: its tensors' sha256 differs from the one saved with them "
+                              "(a changed byte on disk); use an earlier checkpoint or train again")
     return tensors, meta
 
 

@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import fetch
-from .tokenizer import EOT_ID, gpt2_tokenizer
+from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
+from .training import in_order, optimizer_step
 
 LABELS = ("not spam", "spam")           # class index -> name
 SMS_LABELS = {"ham": 0, "spam": 1}      # the collection's own labels
@@ -68,8 +69,10 @@ class SpamDataset(Dataset):
 
     def __init__(self, rows: list[tuple[int, str]], max_length: int | None = None, tokenizer=None,
                  pad_id: int = EOT_ID):
+        if max_length is not None and max_length < 1:
+            raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
         tokenizer = tokenizer or gpt2_tokenizer()
-        encoded = [tokenizer.encode(text) for _, text in rows]
+        encoded = [encode_text(text, tokenizer) for _, text in rows]
         for i, ids in enumerate(encoded):
             if not ids:
                 raise ValueError(f"message {i} is empty: an empty text cannot be classified")
@@ -141,7 +144,7 @@ def evaluate(model, loader, num_batches: int | None = None) -> tuple[float, floa
     device = next(model.parameters()).device
     correct = seen = 0
     loss = 0.0
-    for i, batch in enumerate(loader):
+    for i, batch in enumerate(in_order(loader)):   # a shuffled loader: the same batches every time
         if num_batches is not None and i == num_batches:
             break
         logits, labels = _batch_logits(model, batch, device)
@@ -165,7 +168,7 @@ def train_classifier(model, optimizer, train_loader, val_loader, epochs: int, ev
     """
     device = next(model.parameters()).device
     history = {"epoch": [], "train_loss": [], "val_loss": [], "train_acc": [], "val_acc": [], "examples": []}
-    seen = 0
+    seen = step = 0
     bar = tqdm(total=epochs * len(train_loader), desc="fine-tuning", disable=not progress)
     for epoch in range(1, epochs + 1):
         model.train()
@@ -173,7 +176,8 @@ def train_classifier(model, optimizer, train_loader, val_loader, epochs: int, ev
             optimizer.zero_grad(set_to_none=True)
             logits, labels = _batch_logits(model, batch, device)
             F.cross_entropy(logits, labels).backward()
-            optimizer.step()
+            optimizer_step(model, optimizer, None, step)
+            step += 1
             seen += len(labels)
             bar.update(1)
         train_acc, train_loss = evaluate(model, train_loader, eval_batches)
@@ -194,10 +198,12 @@ def classify(model, text: str, max_length: int | None = None, tokenizer=None) ->
     context length) is truncated to its first `max_length` tokens, as in training.
     """
     tokenizer = tokenizer or gpt2_tokenizer()
-    ids = tokenizer.encode(text)
+    ids = encode_text(text, tokenizer)
     if not ids:
         raise ValueError("the message is empty: there is nothing to classify")
-    limit = min(max_length or model.config.context_length, model.config.context_length)
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
+    limit = min(model.config.context_length if max_length is None else max_length, model.config.context_length)
     ids = ids[:limit]
     model.eval()
     device = next(model.parameters()).device

@@ -5,7 +5,9 @@ looks in three places, in order, and verifies the sha256 every time:
 
 1. `data/<name>` (the download cache beside the manifest);
 2. the folder named by the environment variable `SCRATCHGPT_DATA_MIRROR` (a local mirror: CI
-   points it at a shared folder, a classroom can point it at a USB stick);
+   points it at a shared folder, a classroom can point it at a USB stick). A relative path is taken
+   from the project's root, not from the working folder, so `export SCRATCHGPT_DATA_MIRROR=../shared/data`
+   means the same in a shell at the root and in a notebook, whose working folder is its own;
 3. the canonical URL (then the fallbacks), with a progress bar. A file that lives inside a zip
    archive is extracted from it.
 
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .paths import DATA_DIR
+from .paths import DATA_DIR, REPO_ROOT
 
 MIRROR_ENV = "SCRATCHGPT_DATA_MIRROR"
 MANIFEST = DATA_DIR / "manifest.json"
@@ -66,9 +68,9 @@ def fetch(name: str, *, data_dir: Path = DATA_DIR, manifest: dict[str, dict] | N
             return target
         problems.append(f"{target.name} in the data folder has sha256 {got[:12]}..., not the manifest's")
 
-    mirror = os.environ.get(MIRROR_ENV)
+    mirror = mirror_dir()
     if mirror:
-        source = Path(mirror) / name
+        source = mirror / name
         if source.exists():
             got = sha256_of(source)
             if got != entry["sha256"]:
@@ -107,6 +109,14 @@ def fetch(name: str, *, data_dir: Path = DATA_DIR, manifest: dict[str, dict] | N
         + (f" (member {entry['member']} of the zip)" if "member" in entry else "")
         + f" into {data_dir}, or set {MIRROR_ENV} to a folder that holds it."
     )
+
+
+def mirror_dir() -> Path | None:
+    """The folder `SCRATCHGPT_DATA_MIRROR` names; a relative path counts from the project root."""
+    mirror = os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return None
+    return REPO_ROOT / mirror if not Path(mirror).is_absolute() else Path(mirror)
 
 
 def read_text(name: str) -> str:

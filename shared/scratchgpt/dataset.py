@@ -19,7 +19,12 @@ class GPTDataset(Dataset):
     def __init__(self, token_ids: list[int] | torch.Tensor, max_length: int, stride: int):
         if max_length < 1 or stride < 1:
             raise ValueError(f"max_length and stride must be positive, got {max_length} and {stride}")
-        self.ids = torch.as_tensor(token_ids, dtype=torch.long)
+        ids = torch.as_tensor(token_ids)
+        if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+            raise ValueError(f"token_ids must be a flat sequence of integers, got a {tuple(ids.shape)} {ids.dtype} tensor")
+        if len(ids) and ids.min() < 0:
+            raise ValueError(f"token ids cannot be negative, got {ids.min().item()}")
+        self.ids = ids.long()
         if len(self.ids) < max_length + 1:
             raise ValueError(
                 f"the text has {len(self.ids)} tokens, too few for one window of max_length={max_length} "

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .paths import DATA_DIR
-from .tokenizer import gpt2_tokenizer
+from .tokenizer import encode_text, gpt2_tokenizer
 
 MULTIPLE_CHOICE = DATA_DIR / "multiple_choice.jsonl"
 
@@ -66,10 +66,10 @@ def choice_logprobs(model, context_ids: list[int], choice_ids: list[int]) -> flo
 def score_item(model, item: MCItem, tokenizer=None) -> tuple[list[float], list[float]]:
     """Summed and length-normalised log-likelihood of each choice."""
     tokenizer = tokenizer or gpt2_tokenizer()
-    ctx = tokenizer.encode(item.context)
+    ctx = encode_text(item.context, tokenizer)
     summed, normalised = [], []
     for choice in item.choices:
-        ids = tokenizer.encode(choice)
+        ids = encode_text(choice, tokenizer)
         if not ids or not ctx:
             raise ValueError(f"empty context or choice in item {item.context!r}")
         s = choice_logprobs(model, ctx, ids)
@@ -92,6 +92,11 @@ def multiple_choice_accuracy(model, items: list[MCItem], tokenizer=None) -> dict
     model.train(was_training)
     return {"summed": right_sum / len(items), "normalised": right_norm / len(items),
             "chance": sum(1 / len(i.choices) for i in items) / len(items), "items": len(items)}
+
+
+# Windows for held-out loss on the curriculum's short texts (notebook 05): The Verdict's held-out
+# end is 534 tokens, shorter than GPT-2's context of 1024; every profile evaluates at most this many.
+HELD_OUT_WINDOW = 256
 
 
 def perplexity(loss: float) -> float:

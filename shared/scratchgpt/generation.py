@@ -52,6 +52,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
                          f"{tuple(idx.shape)}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
     context = model.config.context_length
     was_training = model.training
     model.eval()
@@ -67,6 +69,10 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
             logits = model(idx[:, -context:], cache, **head)[:, -1, :]
         else:
             logits = model(idx[:, -1:], cache, **head)[:, -1, :]           # only the newest token
+        if not torch.isfinite(logits).all():
+            # argmax of NaNs is token 0 ('!'): say what is wrong instead of printing '!!!!!'
+            raise ValueError("the model's logits are not finite (NaN or inf): its weights are broken "
+                             "(a diverged training run?), so there is nothing sensible to generate")
         if temperature == 0.0:
             next_id = logits.argmax(dim=-1, keepdim=True)                   # (B, 1)
         else:

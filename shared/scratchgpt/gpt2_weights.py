@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .config import GPT2_HF_NAMES, GPT2_SIZES
+from .config import GPT2_HF_NAMES, GPT2_SIZES, GPTConfig
 from .model import GPT
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -46,16 +46,39 @@ def load_gpt2_weights(model: GPT, path: str | Path) -> GPT:
     return model
 
 
+def config_of(path: str | Path) -> GPTConfig:
+    """The GPT configuration of a GPT-2-format `model.safetensors`, read from its tensor shapes
+    (heads: 64 per head, as every GPT-2 size has)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        shapes = {k.removeprefix("transformer."): f.get_slice(k).get_shape() for k in f.keys()}
+    vocab, n_embd = shapes["wte.weight"]
+    layers = {int(k.split(".")[1]) for k in shapes if k.startswith("h.")}
+    return GPTConfig(vocab_size=vocab, context_length=shapes["wpe.weight"][0], n_embd=n_embd, n_layer=len(layers),
+                     n_head=max(1, n_embd // 64), dropout=0.0)
+
+
 def gpt2_model(size: str = "124M", dropout: float = 0.0) -> GPT:
     """OpenAI's GPT-2 of the given size, its weights fetched (and checksummed) through the data manifest."""
+    import os
+
     from .data import DataError, fetch, load_manifest
+    from .profiles import STANDIN_ENV
 
     if size not in GPT2_SIZES:
         raise ValueError(f"unknown GPT-2 size {size!r}; sizes: {', '.join(GPT2_SIZES)}")
+    if os.environ.get(STANDIN_ENV):  # tests only: a small checkpoint of the tests' own, no checksum
+        path = os.environ[STANDIN_ENV]
+        return load_gpt2_weights(GPT(config_of(path).with_(dropout=dropout)), path).eval()
     name = f"gpt2-{size}.safetensors"
+    url = f"https://huggingface.co/openai-community/{GPT2_HF_NAMES[size]}/resolve/main/model.safetensors"
     if name not in load_manifest():
-        raise DataError(f"data/manifest.json has no entry for {name} yet: add its URL "
-                        f"(https://huggingface.co/openai-community/{GPT2_HF_NAMES[size]}/resolve/main/model.safetensors), "
-                        "sha256 and size, so that the download can be verified")
-    path = fetch(name)
+        raise DataError(f"data/manifest.json has no entry for {name} yet: add its URL ({url}), sha256 and size, "
+                        f"so that the download can be verified; then save the download as data/{name}")
+    try:
+        path = fetch(name)
+    except DataError as err:
+        raise DataError(f"GPT-2 {size}'s weights are not here. Download {url} and save it as data/{name} "
+                        f"(or put {name} in the folder SCRATCHGPT_DATA_MIRROR names). Details: {err}") from None
     return load_gpt2_weights(GPT(GPT2_SIZES[size].with_(dropout=dropout)), path).eval()

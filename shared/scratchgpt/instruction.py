@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .data import fetch
-from .tokenizer import EOT_ID, gpt2_tokenizer
+from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
 
 IGNORE_INDEX = -100   # cross_entropy skips targets with this value
 PREAMBLE = ("Below is an instruction that describes a task. "
@@ -30,8 +30,24 @@ def load_instructions() -> list[dict]:
     return json.loads(fetch("instruction-data.json").read_text(encoding="utf-8"))
 
 
+def check_entry(entry, index: int | None = None) -> None:
+    """A clear error for an entry that is not a dict with text under `instruction` and `output`
+    (`input` may be missing or empty)."""
+    where = f"instruction entry {index}" if index is not None else "the instruction entry"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} is a {type(entry).__name__}, not a dict with 'instruction', 'input' and 'output'")
+    for key in ("instruction", "output"):
+        if key not in entry:
+            raise ValueError(f"{where} has no {key!r} key (it has {sorted(entry)})")
+    for key in ("instruction", "input", "output"):
+        if key in entry and not isinstance(entry[key], str):
+            raise ValueError(f"{where}: {key!r} must be text, got {type(entry[key]).__name__}")
+
+
 def format_input(entry: dict) -> str:
     """The Alpaca-style prompt: preamble, instruction, and the input section only when there is one."""
+    if "instruction" not in entry:
+        check_entry(entry)
     text = f"{PREAMBLE}\n\n### Instruction:\n{entry['instruction']}"
     if entry.get("input"):
         text += f"\n\n### Input:\n{entry['input']}"
@@ -40,6 +56,7 @@ def format_input(entry: dict) -> str:
 
 def format_example(entry: dict) -> str:
     """Prompt plus response: the full text the model is fine-tuned on."""
+    check_entry(entry)
     return format_input(entry) + RESPONSE_HEADER + entry["output"]
 
 
@@ -56,7 +73,10 @@ class InstructionDataset(Dataset):
 
     def __init__(self, entries: list[dict], tokenizer=None):
         tokenizer = tokenizer or gpt2_tokenizer()
-        self.examples = [(tokenizer.encode(format_example(e)), len(tokenizer.encode(format_input(e) + RESPONSE_HEADER)))
+        for i, e in enumerate(entries):
+            check_entry(e, i)
+        self.examples = [(encode_text(format_example(e), tokenizer),
+                          len(encode_text(format_input(e) + RESPONSE_HEADER, tokenizer)))
                          for e in entries]
 
     def __len__(self) -> int:
@@ -77,6 +97,8 @@ def collate(batch, pad_id: int = EOT_ID, ignore_index: int = IGNORE_INDEX, allow
     are ignored too, and only the response is learnt. `allowed_max_length` truncates long examples.
     Items are token lists or `(tokens, prompt_length)` pairs.
     """
+    if allowed_max_length is not None and allowed_max_length < 1:
+        raise ValueError(f"allowed_max_length must be a positive number of tokens, got {allowed_max_length}")
     items = [(item, 0) if isinstance(item[0], int) else item for item in batch]
     longest = max(len(ids) + 1 for ids, _ in items)
     inputs, targets = [], []
@@ -198,6 +220,6 @@ def respond(model, entry: dict, max_new_tokens: int = 48, tokenizer=None) -> str
     tokenizer = tokenizer or gpt2_tokenizer()
     prompt = format_input(entry) + RESPONSE_HEADER
     device = next(model.parameters()).device
-    ids = torch.tensor([tokenizer.encode(prompt)], device=device)
+    ids = torch.tensor([encode_text(prompt, tokenizer)], device=device)
     out = generate(model, ids, max_new_tokens, eos_id=EOT_ID)
     return extract_response(tokenizer.decode(out[0, ids.size(1):].tolist()))

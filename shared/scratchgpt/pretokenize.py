@@ -35,6 +35,7 @@ MAGIC = b"SGPTSHRD"
 VERSION = 1
 HEADER = struct.Struct("<8sIQII36s")  # 64 bytes
 SPLITS = ("train", "val")
+INCOMPLETE = "INCOMPLETE"  # stands in a shard folder while pretokenize replaces its shards
 CHUNK_CHARS = 1 << 20  # text is tokenized in pieces of about 1 MB, cut where the tokens stay the same
 
 
@@ -98,10 +99,19 @@ def shard_paths(folder: str | Path, split: str) -> list[Path]:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(folder)
+    if (folder / INCOMPLETE).exists():
+        raise ShardError(f"{folder} holds an incomplete set of shards (pretokenize was cut short while replacing "
+                         "them, or is running now): run it again")
     paths = sorted(folder.glob(f"{split}_*.bin"))
     if not paths:
         raise ShardError(f"no {split}_*.bin shards in {folder}; make them with "
                          f"`python -m scratchgpt.pretokenize CORPUS --out {folder}`")
+    listing = folder / "tokens.json"
+    if listing.exists():
+        listed = [s["file"] for s in json.loads(listing.read_text())[split]["shards"]]
+        if [p.name for p in paths] != listed:
+            raise ShardError(f"the {split} shards in {folder} are not the ones its tokens.json lists "
+                             f"({len(paths)} found, {len(listed)} listed): run pretokenize again")
     return paths
 
 
@@ -180,30 +190,47 @@ def pretokenize(inputs: list[str | Path], out: str | Path, val_fraction: float =
     enc = gpt2_tokenizer()
     out = Path(out)
     paths = [_resolve(i) for i in inputs]
+    texts = [_read(p) for p in paths]   # every file decodes, and something is in them, before anything is written
+    if not any(t.strip() for t in texts):
+        raise ValueError(f"nothing to tokenize: {', '.join(p.name for p in paths)} "
+                         f"{'is' if len(paths) == 1 else 'are'} empty; the shards in {out} are left as they were")
     out.mkdir(parents=True, exist_ok=True)
-    # shards are written into a scratch folder and moved in at the end: a run that fails half-way
-    # leaves the folder's earlier shards as they were, never a mix of old and new
+    for stale in out.glob(".pretokenize-*"):          # the scratch folder of a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    # Shards are written into a scratch folder and moved in at the end. While old shards are being
+    # replaced by new ones, the marker file INCOMPLETE stands in the folder, and `shard_paths` refuses
+    # a folder that has it: a crash in between can never leave a mix of old and new shards in use.
     work = Path(tempfile.mkdtemp(dir=out, prefix=".pretokenize-"))
     try:
-        summary = _tokenize(paths, work, val_fraction, shard_tokens, progress, enc)
+        summary = _tokenize(paths, texts, work, val_fraction, shard_tokens, progress, enc)
+        (out / INCOMPLETE).touch()
+        (out / "tokens.json").unlink(missing_ok=True)
         for old in list(out.glob("train_*.bin")) + list(out.glob("val_*.bin")):
             old.unlink()
         for new in work.iterdir():
             new.replace(out / new.name)
+        atomic_write_bytes(out / "tokens.json", (json.dumps(summary, indent=1) + "\n").encode())
+        (out / INCOMPLETE).unlink()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    atomic_write_bytes(out / "tokens.json", (json.dumps(summary, indent=1) + "\n").encode())
     return summary
 
 
-def _tokenize(paths: list[Path], out: Path, val_fraction: float, shard_tokens: int, progress: bool, enc) -> dict:
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it to UTF-8 first") from None
+
+
+def _tokenize(paths: list[Path], texts: list[str], out: Path, val_fraction: float, shard_tokens: int,
+              progress: bool, enc) -> dict:
     from .tokenizer import EOT, EOT_ID
 
     writers = {s: _ShardWriter(out, s, shard_tokens, "gpt2", enc.n_vocab) for s in SPLITS}
     total_chars = sum(p.stat().st_size for p in paths)
     bar = tqdm(total=total_chars, unit="B", unit_scale=True, desc="tokenizing", disable=not progress)
-    for n, path in enumerate(paths):
-        text = path.read_text(encoding="utf-8")
+    for n, (path, text) in enumerate(zip(paths, texts)):
         split_at = _split_point(text, val_fraction)
         for split, part in (("train", text[:split_at]), ("val", text[split_at:])):
             if n and part:

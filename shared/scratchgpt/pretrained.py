@@ -28,9 +28,9 @@ def split_text(text: str, train_ratio: float) -> tuple[str, str]:
 
 
 def pretraining_loaders(p: Profile):
-    """Data loaders over the profile's pretraining text: windows of the context length, no overlap."""
+    """Data loaders over the profile's pretraining text: windows of `p.window` tokens, no overlap."""
     train_text, val_text = split_text(read_text(p.pretrain_text), p.train_ratio)
-    T = p.model.context_length
+    T = p.window
     train_loader = create_dataloader(train_text, batch_size=p.batch_size, max_length=T, stride=T,
                                      shuffle=True, drop_last=True, seed=123)
     val_loader = create_dataloader(val_text, batch_size=p.batch_size, max_length=T, stride=T,
@@ -38,16 +38,23 @@ def pretraining_loaders(p: Profile):
     return train_loader, val_loader
 
 
+SEED = 123
+WARMUP_FRACTION = 0.1   # of all steps
+MIN_LR_FRACTION = 0.1   # of the peak rate, at the end of the cosine decay
+GRAD_CLIP = 1.0
+
+
 def pretrain(p: Profile, log=print, progress: bool = True) -> tuple[GPT, History]:
     """Train the profile's model from scratch on its text: AdamW, warmup and cosine decay, clipping."""
-    seed_everything(123)
+    seed_everything(SEED)
     train_loader, val_loader = pretraining_loaders(p)
     model = GPT(p.model).to(p.torch_device())
     optimizer = make_optimizer(model, lr=p.learning_rate, weight_decay=p.weight_decay)
-    total = p.epochs * len(train_loader)
+    total = p.epochs * (len(train_loader) // p.grad_accum)
     history = train(model, optimizer, train_loader, val_loader, epochs=p.epochs, eval_every=p.eval_every,
-                    warmup_steps=max(1, total // 10), min_lr=p.learning_rate / 10, grad_clip=1.0,
-                    sample_prompt=SAMPLE_PROMPT, log=log, progress=progress)
+                    warmup_steps=max(1, int(total * WARMUP_FRACTION)), min_lr=p.learning_rate * MIN_LR_FRACTION,
+                    grad_clip=GRAD_CLIP, sample_prompt=SAMPLE_PROMPT, log=log, progress=progress,
+                    grad_accum=p.grad_accum)
     return model.eval(), history
 
 
@@ -56,12 +63,24 @@ def cache_path(p: Profile):
 
 
 def _recipe(p: Profile) -> str:
-    """What the cached model was trained with; a cache made with other settings is not reused."""
-    return repr((p.model, p.pretrain_text, p.train_ratio, p.batch_size, p.epochs, p.learning_rate, p.weight_decay))
+    """Every setting that changes the weights `pretrain` makes; a cache made with others is not reused.
+
+    (How often it evaluates is not one of them: evaluations read the data in order and draw no random
+    numbers, see `training.in_order`.)
+    """
+    return repr((p.model, p.pretrain_text, p.train_ratio, p.window, p.batch_size, p.epochs, p.learning_rate,
+                 p.weight_decay, p.grad_accum, p.amp_dtype, SEED, WARMUP_FRACTION, MIN_LR_FRACTION, GRAD_CLIP))
 
 
 def cache_pretrained(p: Profile, model: GPT):
-    """Save `model` as the profile's pretrained model (what notebook 04 does after training)."""
+    """Save `model` as the profile's pretrained model (what notebook 04 does after training).
+
+    A profile with GPT-2 weights caches nothing: its later notebooks start from those weights, and a
+    model pretrained here on one short story would only be a large, useless file. Returns the path, or
+    None when nothing was saved.
+    """
+    if p.weights:
+        return None
     return save_checkpoint(cache_path(p), model, extra={"recipe": _recipe(p)})
 
 

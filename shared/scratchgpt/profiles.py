@@ -8,13 +8,27 @@ size; only these numbers change.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 
 from .config import GPT2_SIZES, GPTConfig
 
 PROFILE_ENV = "SCRATCHGPT_PROFILE"
 DEFAULT_PROFILE = "tiny"
+# FOR TESTS ONLY: a GPT-2-format model.safetensors that stands in for OpenAI's weights, loaded WITHOUT
+# the manifest's checksum. It lets the tests run every notebook under the gpt2 profiles with a tiny
+# checkpoint they make themselves; the profiles then take its (small) shape.
+STANDIN_ENV = "SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS"
+
+
+class ProfileError(RuntimeError):
+    """A profile that cannot run here (a GPU profile on a machine without one). Shown in a notebook as
+    its one sentence, without a traceback."""
+
+    def _render_traceback_(self):  # IPython shows these lines instead of the traceback
+        return [f"ProfileError: {self}"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,7 @@ class Profile:
     weights: str | None = None            # GPT-2 release to load ("124M", ...), None: train our own
     device: str = "cpu"                   # "cpu", "cuda", or "auto" (cuda when available)
     pretrain_text: str = "the-verdict.txt"
+    pretrain_context: int | None = None   # windows for pretraining/evaluating on short texts (None: the model's)
     train_ratio: float = 0.9              # train/validation split of the pretraining text
     batch_size: int = 8
     epochs: int = 10                      # pretraining epochs over the text
@@ -49,6 +64,12 @@ class Profile:
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
+
+    @property
+    def window(self) -> int:
+        """Tokens per training/evaluation window on the curriculum's short texts: the model's context,
+        capped by `pretrain_context` (The Verdict's held-out part is 534 tokens, shorter than 1024)."""
+        return min(self.model.context_length, self.pretrain_context or self.model.context_length)
 
 
 PROFILES: dict[str, Profile] = {
@@ -78,6 +99,7 @@ PROFILES: dict[str, Profile] = {
             model=GPT2_SIZES["124M"],
             weights="124M",
             device="auto",
+            pretrain_context=256,           # as the book: the 124M architecture from scratch, context 256
             batch_size=2,
             epochs=1,
             learning_rate=5e-5,
@@ -90,6 +112,7 @@ PROFILES: dict[str, Profile] = {
             model=GPT2_SIZES["355M"],
             weights="355M",
             device="auto",
+            pretrain_context=256,
             batch_size=2,
             epochs=1,
             learning_rate=5e-5,
@@ -112,8 +135,13 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def profile(name: str | None = None) -> Profile:
-    """The profile called `name`, else the one `SCRATCHGPT_PROFILE` names, else `tiny`."""
+def profile(name: str | None = None, *, check_device: bool = True) -> Profile:
+    """The profile called `name`, else the one `SCRATCHGPT_PROFILE` names, else `tiny`.
+
+    `check_device`: a profile that needs a CUDA GPU raises `ProfileError` on a machine without one (the
+    notebooks stop at their first cell); the command-line trainer, whose `--device` can override it,
+    turns this off.
+    """
     source = "argument" if name else f"{PROFILE_ENV} environment variable"
     name = name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
     if name not in PROFILES:
@@ -121,4 +149,18 @@ def profile(name: str | None = None) -> Profile:
             f"unknown profile {name!r} (from the {source}); "
             f"valid profiles: {', '.join(PROFILES)}"
         )
-    return PROFILES[name]
+    p = PROFILES[name]
+    if check_device and p.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ProfileError(f"the {name} profile needs a CUDA GPU and this machine has none: "
+                               "choose another profile, e.g. SCRATCHGPT_PROFILE=tiny or gpt2.")
+    standin = os.environ.get(STANDIN_ENV)
+    if p.weights and standin:
+        from .gpt2_weights import config_of
+
+        print(f"WARNING: {STANDIN_ENV} is set: the {name} profile uses the TEST-ONLY stand-in weights "
+              f"{os.path.basename(standin)}, NOT OpenAI's, and skips the manifest's checksum", file=sys.stderr)
+        p = dataclasses.replace(p, model=config_of(standin))
+    return p

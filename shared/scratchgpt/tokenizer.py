@@ -59,6 +59,16 @@ def gpt2_tokenizer() -> tiktoken.Encoding:
     )
 
 
+def encode_text(text: str, tokenizer: tiktoken.Encoding | None = None) -> list[int]:
+    """Token ids of user text (a message, an instruction), where `<|endoftext|>` is just characters.
+
+    tiktoken refuses text that spells a special token unless told what to do; data from the outside
+    (an SMS, an instruction) may contain that string, and it must not end the text for the model.
+    """
+    tokenizer = tokenizer or gpt2_tokenizer()
+    return tokenizer.encode(text, disallowed_special=())
+
+
 def text_to_ids(text: str, tokenizer: tiktoken.Encoding | None = None):
     """Token ids of `text` as a (1, T) tensor, `<|endoftext|>` allowed."""
     import torch

@@ -13,23 +13,70 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 
+class NonFiniteError(FloatingPointError):
+    """The loss or the gradients are no longer finite numbers: training diverged, or a setting (a
+    learning rate of inf, a clipping norm of NaN) made it impossible. Stopping is the only safe move:
+    one more update would spread the NaN to every weight."""
+
+
 def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None) -> torch.Tensor:
-    """Mean cross-entropy of the next-token predictions of one batch."""
+    """Mean cross-entropy of the next-token predictions of one batch (in fp32, also under autocast)."""
     device = device or next(model.parameters()).device
     logits = model(inputs.to(device))                                   # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten())
+
+
+def in_order(loader):
+    """`loader` itself, or, if it shuffles, a copy that reads the same batches in their stored order.
+
+    Evaluating on a shuffled loader would draw from its random generator and so change which batches
+    training sees next: how often one evaluates would change the trained weights. Evaluations read
+    the data in order instead, the same batches every time.
+    """
+    if isinstance(getattr(loader, "sampler", None), torch.utils.data.RandomSampler):
+        return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size,
+                                           collate_fn=loader.collate_fn, drop_last=loader.drop_last)
+    return loader
+
+
+def set_lr(optimizer, lr: float) -> None:
+    """Give every parameter group the learning rate `lr` (the schedule sets it before each step)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def optimizer_step(model, optimizer, grad_clip: float | None, step: int) -> float:
+    """Clip the gradients to norm `grad_clip` (None or 0: no clipping), then update the weights.
+
+    Returns the gradient norm before clipping. A norm that is not finite means a NaN or an inf in the
+    loss or the gradients: it raises `NonFiniteError` before the update, so the weights (and any
+    checkpoint made from them) stay as they were.
+    """
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm(grads)
+    if not torch.isfinite(norm):
+        raise NonFiniteError(f"step {step + 1}: the gradient norm is {norm.item()}, not a finite number; the loss "
+                             "diverged or a setting is out of range (a smaller learning rate usually helps). "
+                             "The weights were left as they were after the last good step.")
+    if grad_clip:
+        torch.nn.utils.clip_grads_with_norm_(grads, grad_clip, norm)
+    optimizer.step()
+    return norm.item()
 
 
 @torch.no_grad()
 def loss_loader(model, loader, device=None, num_batches: int | None = None) -> float:
-    """Mean loss over the first `num_batches` batches of `loader` (all by default), in eval mode."""
+    """Mean loss over the first `num_batches` batches of `loader` (all by default), in eval mode.
+
+    A shuffled loader is read in order (`in_order`): the same batches at every evaluation.
+    """
     if len(loader) == 0:
         raise ValueError("the data loader is empty: there is nothing to compute a loss on")
     was_training = model.training
     model.eval()
     n = len(loader) if num_batches is None else min(num_batches, len(loader))
     total = 0.0
-    for i, (x, y) in enumerate(loader):
+    for i, (x, y) in enumerate(in_order(loader)):
         if i == n:
             break
         total += loss_batch(model, x, y, device).item()
@@ -111,8 +158,7 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
             if micro == 0:
                 lr = max_lr if (warmup_steps == 0 and min_lr is None) else lr_at(
                     step, max_lr, total_steps, warmup_steps, max_lr if min_lr is None else min_lr)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                set_lr(optimizer, lr)
                 optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
                 loss = loss_batch(model, inputs, targets, device) / grad_accum
@@ -122,9 +168,7 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
             if micro < grad_accum:
                 continue
             micro = 0
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
+            optimizer_step(model, optimizer, grad_clip, step)
             step += 1
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
