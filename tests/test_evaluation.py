@@ -69,3 +69,14 @@ def test_missing_gpt2_checksum_is_a_clear_error():
 
     with pytest.raises(DataError, match="no entry for gpt2-355M.safetensors.*gpt2-medium"):
         gpt2_model("355M")
+
+
+def test_accuracy_interval_against_a_hand_worked_wilson_interval():
+    from scratchgpt.evaluation import accuracy_interval
+
+    # 18 of 60, z = 1.96, worked by hand: center 0.31203, half-width 0.11305
+    low, high = accuracy_interval(18, 60)
+    assert low == pytest.approx(0.19898, abs=1e-4) and high == pytest.approx(0.42509, abs=1e-4)
+    assert accuracy_interval(0, 10)[0] == 0.0 and accuracy_interval(10, 10)[1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="need 0 <= correct <= n"):
+        accuracy_interval(11, 10)

@@ -112,3 +112,51 @@ def test_empty_loader_is_an_error():
         loss_loader(model, [])
     with pytest.raises(ValueError, match="empty"):
         train(model, make_optimizer(model, 1e-3), [], [], epochs=1)
+
+
+def test_optimizer_step_clips_like_torch_and_stops_on_nan():
+    """`optimizer_step` against PyTorch's own `clip_grad_norm_` on the same gradients."""
+    from scratchgpt.training import NonFiniteError, optimizer_step
+
+    def grads_after(clip_with_torch: bool):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=100, context_length=8, n_embd=16, n_layer=1, n_head=2))
+        x = torch.randint(0, 100, (2, 8))
+        (model(x).square().mean() * 1000).backward()                  # a large gradient
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)             # lr 0: the step changes nothing
+        if clip_with_torch:
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5).item()
+        else:
+            norm = optimizer_step(model, opt, 0.5, step=0)
+        return norm, [p.grad.clone() for p in model.parameters()], model, opt
+
+    norm, ours, model, opt = grads_after(False)
+    ref_norm, theirs, _, _ = grads_after(True)
+    assert norm == pytest.approx(ref_norm) and norm > 0.5
+    assert all(torch.allclose(a, b) for a, b in zip(ours, theirs))
+    assert torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in ours])) == pytest.approx(0.5, rel=1e-4)
+    next(model.parameters()).grad[0] = float("nan")
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(NonFiniteError, match="step 4: the gradient norm is nan"):
+        optimizer_step(model, opt, 0.5, step=3)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_how_often_one_evaluates_does_not_change_the_weights():
+    """Evaluations read the loaders in order with a generator of their own: the shuffle of the
+    training data and the dropout masks are the same whether one evaluates every step or never."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 200, (12, 9))
+    data = TensorDataset(ids[:, :-1], ids[:, 1:])
+    weights = []
+    for eval_every in (1, 1000):
+        torch.manual_seed(1)
+        model = GPT(CFG)                                               # dropout 0.1: uses the global generator
+        train_loader = DataLoader(data, batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(2))
+        val_loader = DataLoader(data, batch_size=4)                    # no generator of its own
+        train(model, make_optimizer(model, 1e-3), train_loader, val_loader, epochs=2, eval_every=eval_every,
+              log=lambda *a: None, progress=False)
+        weights.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*weights))

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .checks import approx
 from .data import fetch
 from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
 from .training import in_order, optimizer_step
@@ -184,8 +185,8 @@ def train_classifier(model, optimizer, train_loader, val_loader, epochs: int, ev
         val_acc, val_loss = evaluate(model, val_loader, eval_batches)
         for key, value in zip(history, (epoch, train_loss, val_loss, train_acc, val_acc, seen)):
             history[key].append(value)
-        log(f"epoch {epoch}: train loss {train_loss:.3f}, acc {train_acc:.1%} | "
-            f"val loss {val_loss:.3f}, acc {val_acc:.1%}")
+        log(f"epoch {epoch}: train loss {approx(train_loss)}, acc {approx(train_acc, '.1%')} | "
+            f"val loss {approx(val_loss)}, acc {approx(val_acc, '.1%')}")   # ~: varies by CPU
     bar.close()
     return history
 

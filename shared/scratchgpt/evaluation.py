@@ -99,6 +99,21 @@ def multiple_choice_accuracy(model, items: list[MCItem], tokenizer=None) -> dict
 HELD_OUT_WINDOW = 256
 
 
+def accuracy_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% confidence interval (Wilson score) of an accuracy measured as `correct` out of `n` items.
+
+    On a few dozen items an accuracy is a rough estimate: 18 of 60 right gives 30%, but anything from
+    about 20% to 43% is consistent with it. Wilson's interval stays inside [0, 1] even at 0 or n.
+    """
+    if n < 1 or not 0 <= correct <= n:
+        raise ValueError(f"need 0 <= correct <= n and n >= 1, got {correct} of {n}")
+    p = correct / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
 def perplexity(loss: float) -> float:
     """exp(mean cross-entropy): the effective number of equally likely next tokens."""
     return math.exp(loss)

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .checks import approx
+
 
 class NonFiniteError(FloatingPointError):
     """The loss or the gradients are no longer finite numbers: training diverged, or a setting (a
@@ -27,16 +29,19 @@ def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None) 
 
 
 def in_order(loader):
-    """`loader` itself, or, if it shuffles, a copy that reads the same batches in their stored order.
+    """A copy of the DataLoader `loader` that reads its batches in their stored order, with a random
+    generator of its own; anything else (a list of batches) as it is.
 
-    Evaluating on a shuffled loader would draw from its random generator and so change which batches
-    training sees next: how often one evaluates would change the trained weights. Evaluations read
-    the data in order instead, the same batches every time.
+    Evaluating on a shuffled loader would draw from its generator and so change which batches training
+    sees next; and every pass over a DataLoader without a generator draws a seed from PyTorch's global
+    generator, which dropout also uses. Either way, how often one evaluates would change the trained
+    weights. Evaluations read this copy instead: the same batches every time, and no random numbers
+    taken from training.
     """
-    if isinstance(getattr(loader, "sampler", None), torch.utils.data.RandomSampler):
-        return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size,
-                                           collate_fn=loader.collate_fn, drop_last=loader.drop_last)
-    return loader
+    if not isinstance(loader, torch.utils.data.DataLoader):
+        return loader
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
+                                       drop_last=loader.drop_last, generator=torch.Generator().manual_seed(0))
 
 
 def set_lr(optimizer, lr: float) -> None:
@@ -52,14 +57,14 @@ def optimizer_step(model, optimizer, grad_clip: float | None, step: int) -> floa
     loss or the gradients: it raises `NonFiniteError` before the update, so the weights (and any
     checkpoint made from them) stay as they were.
     """
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm(grads)
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params])
     if not torch.isfinite(norm):
         raise NonFiniteError(f"step {step + 1}: the gradient norm is {norm.item()}, not a finite number; the loss "
                              "diverged or a setting is out of range (a smaller learning rate usually helps). "
                              "The weights were left as they were after the last good step.")
     if grad_clip:
-        torch.nn.utils.clip_grads_with_norm_(grads, grad_clip, norm)
+        torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)   # takes the parameters, not their grads
     optimizer.step()
     return norm.item()
 
@@ -179,7 +184,8 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
                 history.train_loss.append(train_loss)
                 history.val_loss.append(val_loss)
                 history.lr.append(lr)
-                log(f"epoch {epoch + 1} step {step:>4}: train loss {train_loss:.3f}, val loss {val_loss:.3f}")
+                # ~: a figure that varies in its last digits from CPU to CPU (see scratchgpt.checks)
+                log(f"epoch {epoch + 1} step {step:>4}: train loss {approx(train_loss)}, val loss {approx(val_loss)}")
         if sample_prompt:
             sample = generate_text(model, sample_prompt, sample_tokens).replace("\n", " ")
             history.samples.append(sample)

@@ -1,0 +1,92 @@
+"""Every profile runs every notebook to the end.
+
+OpenAI's weights (500 MB and more) cannot be had offline, so a small checkpoint that the test makes in
+Hugging Face's real `model.safetensors` format stands in for them: GPT-2's vocabulary and context
+1024, two layers of width 64. It reaches the notebooks through `SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS`,
+a test-only override that skips the manifest's checksum and says so on every use. The notebooks run
+under `gpt2` and `gpt2-medium` without output comparison (the stored outputs are the tiny profile's).
+
+Running all notebooks twice takes minutes, more than the default suite's budget allows, so this part
+runs on request: `python -m pytest tests/test_profiles_run.py --run-profiles`. The `gpu` profile's
+clear stop on a machine without CUDA is quick and always runs.
+"""
+
+import os
+import sys
+
+import nbformat
+import pytest
+import torch
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from scratchgpt.paths import REPO_ROOT
+from scratchgpt.profiles import STANDIN_ENV
+
+NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=64, n_layer=2, n_head=1)
+    folder = tmp_path_factory.mktemp("standin")
+    transformers.GPT2LMHeadModel(cfg).save_pretrained(folder, safe_serialization=True)
+    return folder / "model.safetensors"
+
+
+def execute(path, env: dict[str, str], cwd=None, outputs: list | None = None):
+    """Run a notebook top to bottom in its own folder (as nbval and JupyterLab do); nothing is written.
+
+    The executed notebook is returned, or, if a cell fails, appended to `outputs` before the error rises.
+    """
+    nb = nbformat.read(path, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)                       # the kernel inherits this process's environment
+    try:
+        NotebookClient(nb, timeout=1200, kernel_name="python3",
+                       resources={"metadata": {"path": str(cwd or path.parent)}}).execute()
+    finally:
+        if outputs is not None:
+            outputs.append(nb)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return nb
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the gpu profile runs for real")
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_gpu_profile_without_cuda_stops_at_the_first_cell_with_one_sentence(path, tmp_path):
+    nb = nbformat.read(path, as_version=4)
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells = nb.cells[: first + 1]
+    only_first = tmp_path / path.name
+    nbformat.write(nb, only_first)
+    ran = []
+    with pytest.raises(CellExecutionError):
+        execute(only_first, {"SCRATCHGPT_PROFILE": "gpu"}, cwd=path.parent, outputs=ran)
+    errors = [o for o in ran[0].cells[first].outputs if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "ProfileError"
+    assert errors[0].traceback == ["ProfileError: the gpu profile needs a CUDA GPU and this machine has none: "
+                                   "choose another profile, e.g. SCRATCHGPT_PROFILE=tiny or gpt2."]
+
+
+@pytest.mark.profiles
+@pytest.mark.parametrize("name", ["gpt2", "gpt2-medium"])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_under_profile(path, name, standin):
+    nb = execute(path, {"SCRATCHGPT_PROFILE": name, STANDIN_ENV: str(standin)})
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    text = "".join(o.get("text", "") for o in first.outputs)
+    assert name in text                                            # it really ran under that profile
+    warned = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                     if o.get("name") == "stderr")
+    assert "TEST-ONLY stand-in weights" in warned and "skips the manifest's checksum" in warned
+    assert not (REPO_ROOT / "data" / f"{name}-pretrained.safetensors").exists()   # nothing useless is cached
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "--run-profiles", "-v"]))
