@@ -3,6 +3,7 @@
     python tests/numerics_matrix.py                      # all paths below, about 12 minutes each on 2 cores
     python tests/numerics_matrix.py avx2 omp1            # some of them
     python tests/numerics_matrix.py default -- -x        # pytest options after --
+    python tests/numerics_matrix.py -- notebooks/stage3_finetuning/06_classification_finetuning.ipynb   # some notebooks
 
 Another CPU runs other matrix-multiply kernels and rounds differently in the last bits. These
 environment variables change the arithmetic the same way on this machine, without another CPU
@@ -32,7 +33,8 @@ def run(name: str, pytest_args: list[str]) -> tuple[str, float]:
     env = os.environ | PATHS[name] | {"PYTHONHASHSEED": "0"}
     env.pop("MPLBACKEND", None)
     start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "notebooks", "-q", "--no-header", "-p", "no:randomly",
+    targets = [] if any(a.startswith("notebooks") for a in pytest_args) else ["notebooks"]
+    proc = subprocess.run([sys.executable, "-m", "pytest", *targets, "-q", "--no-header", "-p", "no:randomly",
                            *pytest_args], cwd=ROOT, env=env, capture_output=True, text=True)
     log = ROOT / "runs" / f"numerics-{name}.log"
     log.parent.mkdir(exist_ok=True)

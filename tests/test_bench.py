@@ -12,11 +12,15 @@ def test_bench_quick_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)
     results = json.loads(out.read_text())
-    assert results["matmul_gflops"] > 0
-    assert [t["model"] for t in results["training"]] == ["tiny profile", "GPT-2 124M"]
+    assert results["matmul_gflops"] > 0 and results["bf16_matmul_gflops"] > 0 and results["read_gb_s"] > 0
+    assert [(t["model"], t["precision"]) for t in results["training"]] == \
+        [("tiny profile", "fp32"), ("GPT-2 124M", "fp32")] + [("GPT-2 124M", "bf16")] * results["bf16_training"]
     assert all(t["tokens_per_s"] > 0 and t["mfu"] > 0 for t in results["training"])
     assert results["generation"]["ratio"] > 0 and results["attention"][0]["ratio"] > 0
-    assert "fp32 matmul rate" in proc.stdout and "with KV cache" in proc.stdout
+    assert 0 < results["generation"]["bandwidth_share"]
+    assert [r["batch"] for r in results["batched_generation"]["rows"]] == [1, 4]
+    assert "measured limits: fp32 matmul" in proc.stdout and "with KV cache" in proc.stdout
+    assert "CPU features:" in proc.stdout and "predicted crossover" in proc.stdout
 
 
 def test_flops_per_token_counts_the_models_own_parameters():
@@ -34,3 +38,17 @@ def test_flops_per_token_counts_the_models_own_parameters():
         head = model.lm_head.weight.numel()
         attention = 12 * cfg.n_layer * cfg.n_embd * T
         assert flops_per_token(cfg, T) == 6 * (params - embeddings + head) + attention
+
+
+def test_weight_bytes_of_a_decoding_step_are_the_models_own():
+    """What one cached step must read: every parameter but the embeddings' rows, with the tied head
+    counted as the matrix it multiplies by (the embedding, read whole)."""
+    from scratchgpt.bench import weight_bytes_per_step
+    from scratchgpt.config import GPT2_SIZES
+    from scratchgpt.model import GPT
+
+    cfg = GPT2_SIZES["124M"].with_(n_layer=2)
+    model = GPT(cfg)
+    read = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("transformer.wpe"))
+    assert weight_bytes_per_step(cfg) == 4 * read                     # wte is read whole, as the head
+    assert weight_bytes_per_step(cfg, bytes_per_weight=2) == 2 * read

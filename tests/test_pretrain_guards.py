@@ -20,7 +20,7 @@ from scratchgpt.pretrain import RunLockedError, parse_args, train
 from scratchgpt.training import NonFiniteError
 
 SMALL = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--context", "16", "--batch-size", "2",
-         "--no-progress", "--sample-tokens", "3"]
+         "--no-progress", "--sample-tokens", "3", "--dtype", "float32"]
 
 
 @pytest.fixture(scope="module")

@@ -50,3 +50,24 @@ def test_damaged_cache_is_rebuilt(cache_dir, capsys):
 def test_split_text():
     assert pt.split_text("abcdefghij", 0.9) == ("abcdefghi", "j")
     assert pt.split_text("abcdefghij", 0.3) == ("abc", "defghij")
+
+
+def test_the_recipe_holds_every_setting_that_changes_the_weights(cache_dir):
+    """A cache made with another batch, accumulation, window, precision, ... must not be reused; one
+    made with another evaluation interval may be (evaluations do not change the weights, see
+    tests/test_training.py), and is."""
+    changes_weights = dict(batch_size=4, grad_accum=2, pretrain_context=32, amp_dtype="bfloat16", epochs=2,
+                           learning_rate=1e-4, weight_decay=0.0, train_ratio=0.4, pretrain_text="tinyshakespeare.txt")
+    for field, value in changes_weights.items():
+        assert pt._recipe(dataclasses.replace(SMALL, **{field: value})) != pt._recipe(SMALL), field
+    first = pt.pretrained(SMALL)
+    other_eval = dataclasses.replace(SMALL, eval_every=3, classify_lr=1.0)
+    assert pt._recipe(other_eval) == pt._recipe(SMALL)
+    retrained, _ = pt.pretrain(other_eval, log=lambda *a: None, progress=False)
+    assert same_weights(first, retrained)                   # so reusing the cache is right
+
+
+def test_a_profile_with_gpt2_weights_caches_nothing(cache_dir):
+    big = dataclasses.replace(SMALL, name="unit-test-gpt2", weights="124M")
+    assert pt.cache_pretrained(big, pt.GPT(SMALL.model)) is None
+    assert not list(cache_dir.iterdir())

@@ -20,16 +20,45 @@ import time
 
 import torch
 
-from .config import GPT2_SIZES, GPTConfig
+from .config import GPT2_SIZES, GPTConfig, count_parameters
 from .generation import generate
 from .model import GPT
+from .precision import CLEAR_WIN
 from .profiles import profile
 from .training import make_optimizer
 
 
-def matmul_rate(n: int = 1024, k: int = 3072, repeats: int = 10) -> float:
-    """Best fp32 matmul rate in FLOP/s for (n x k) @ (k x k) products, GPT-2-like shapes."""
-    a, b = torch.randn(n, k), torch.randn(k, k)
+def cpu_features() -> dict:
+    """The vector and matrix units this CPU reports (Linux's /proc/cpuinfo), and PyTorch's kernel choice."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    names = {"AVX2": "avx2", "AVX-512": "avx512f", "AVX512-BF16": "avx512_bf16", "AMX-BF16": "amx_bf16",
+             "NEON": "asimd", "SVE": "sve", "ARM-BF16": "bf16"}
+    return {"found": [k for k, v in names.items() if v in flags], "torch_kernels": torch.backends.cpu.get_cpu_capability()}
+
+
+def memory_bandwidth(megabytes: int = 512, repeats: int = 5) -> float:
+    """Best read bandwidth in bytes/s: summing a tensor far larger than the caches reads each byte once."""
+    x = torch.ones(megabytes * 2**20 // 4)
+    x.sum()
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        x.sum()
+        best = min(best, time.perf_counter() - t)
+    return x.numel() * 4 / best
+
+
+def matmul_rate(n: int = 1024, k: int = 3072, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Best matmul rate in FLOP/s for (n x k) @ (k x k) products of `dtype`, GPT-2-like shapes."""
+    a, b = torch.randn(n, k, dtype=dtype), torch.randn(k, k, dtype=dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -46,9 +75,10 @@ def flops_per_token(cfg: GPTConfig, T: int) -> float:
     return 6 * (non_embedding + head) + 12 * L * d * T
 
 
-def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False) -> float:
+def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False,
+                   amp_dtype: torch.dtype | None = None) -> float:
     """Training tokens per second: forward, backward and AdamW step, after one warm-up step (which
-    also compiles, with `compile=True`)."""
+    also compiles, with `compile=True`); `amp_dtype=torch.bfloat16` autocasts the forward pass."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0))
     opt = make_optimizer(model, lr=1e-4, fused=fused)
@@ -58,8 +88,9 @@ def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool =
 
     def step():
         opt.zero_grad(set_to_none=True)
-        logits = net(x)
-        torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+        with torch.autocast("cpu", dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            logits = net(x)
+        torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten()).backward()
         opt.step()
 
     step()
@@ -90,14 +121,42 @@ def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1, repe
 
 
 @torch.no_grad()
-def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: int = 8) -> float:
+def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: int = 8, batch: int = 1) -> float:
+    """Generated tokens per second (all sequences of the batch together), greedy, after a warm-up."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0)).eval()
-    idx = torch.randint(0, cfg.vocab_size, (1, prompt))
+    idx = torch.randint(0, cfg.vocab_size, (batch, prompt))
     generate(model, idx, 2, use_cache=use_cache)
     t = time.perf_counter()
     generate(model, idx, new_tokens, use_cache=use_cache)
-    return new_tokens / (time.perf_counter() - t)
+    return batch * new_tokens / (time.perf_counter() - t)
+
+
+@torch.no_grad()
+def decoder_speed(cfg: GPTConfig, new_tokens: int, dtype: torch.dtype = torch.float32, batch: int = 1,
+                  prompt: int = 8) -> float:
+    """Tokens per second of `decoding.Decoder` (all sequences together), greedy, after a warm-up."""
+    from .decoding import Decoder
+
+    torch.manual_seed(0)
+    dec = Decoder(GPT(cfg.with_(dropout=0.0)).eval(), dtype=dtype, max_batch=batch)
+    idx = torch.randint(0, cfg.vocab_size, (batch, prompt))
+    dec.generate(idx, 2)
+    t = time.perf_counter()
+    dec.generate(idx, new_tokens)
+    return batch * new_tokens / (time.perf_counter() - t)
+
+
+def weight_bytes_per_step(cfg: GPTConfig, bytes_per_weight: int = 4) -> int:
+    """Bytes of weights one cached decoding step reads: every block, the final norm and the output
+    head (the tied embedding, read whole); of the embeddings only a row each, which we neglect."""
+    model_params = count_parameters(cfg)
+    return bytes_per_weight * (model_params["blocks"] + model_params["final_norm"] + cfg.vocab_size * cfg.n_embd)
+
+
+def decode_flops_per_token(cfg: GPTConfig) -> float:
+    """Multiply-adds x 2 of one cached step for one sequence: each weight is used once (2 FLOPs)."""
+    return 2 * weight_bytes_per_step(cfg) / 4
 
 
 def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_context: int = 256,
@@ -106,9 +165,13 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     if quick:  # the CI smoke test: the smallest sizes, figures printed but not asserted
         gpt2_steps, gen_tokens = 1, 16
     results = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
-                           "processor": platform.processor() or platform.machine()}}
+                           "processor": platform.processor() or platform.machine(), **cpu_features()}}
     rate = matmul_rate(512 if quick else 1024)
-    results["matmul_gflops"] = rate / 1e9
+    bf16_rate = matmul_rate(512 if quick else 1024, dtype=torch.bfloat16)
+    bandwidth = memory_bandwidth(128 if quick else 512)
+    results |= {"matmul_gflops": rate / 1e9, "bf16_matmul_gflops": bf16_rate / 1e9, "read_gb_s": bandwidth / 1e9}
+    use_bf16 = bf16_rate >= CLEAR_WIN * rate      # what `--dtype auto` decides, from the same kind of timing
+    results["bf16_training"] = use_bf16
     rows = []
     tiny = profile("tiny")
     gpt2 = GPT2_SIZES["124M"]
@@ -116,11 +179,14 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         ("tiny profile", tiny.model, 8, tiny.model.context_length, 2 if quick else 3),
         ("GPT-2 124M", gpt2, gpt2_batch, 64 if quick else gpt2_context, gpt2_steps),
     ]:
-        for compiled in ([False, True] if compile else [False]):
-            tps = training_speed(cfg, batch, T, steps, compile=compiled)
-            mfu = tps * flops_per_token(cfg, T) / rate
-            rows.append({"model": name + (", compiled" if compiled else ""), "batch": batch, "context": T,
-                         "tokens_per_s": tps, "mfu": mfu})
+        variants = [("fp32", None, False)] + [("fp32", None, True)] * compile
+        if use_bf16 and name == "GPT-2 124M":
+            variants.append(("bf16", torch.bfloat16, False))
+        for precision, amp, compiled in variants:
+            tps = training_speed(cfg, batch, T, steps, compile=compiled, amp_dtype=amp)
+            peak = bf16_rate if amp is not None else rate      # MFU against the peak of the precision it ran in
+            rows.append({"model": name + (", compiled" if compiled else ""), "precision": precision, "batch": batch,
+                         "context": T, "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak})
     results["training"] = rows
     results["attention"] = []
     for T in ([128] if quick else [256, 1024]):
@@ -129,26 +195,58 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     gen_cfg = tiny.model if quick else gpt2
     uncached = generation_speed(gen_cfg, gen_tokens, use_cache=False)
     cached = generation_speed(gen_cfg, gen_tokens, use_cache=True)
+    step_bytes = weight_bytes_per_step(gen_cfg)
     results["generation"] = {"model": "tiny profile" if quick else "GPT-2 124M", "new_tokens": gen_tokens,
                              "uncached_tokens_per_s": uncached, "cached_tokens_per_s": cached,
-                             "ratio": cached / uncached}
+                             "ratio": cached / uncached, "weight_bytes_per_step": step_bytes,
+                             "bandwidth_share": cached * step_bytes / bandwidth}
+    for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
+        tps = decoder_speed(gen_cfg, gen_tokens, dtype)
+        results["generation"][f"decoder_{name}_tokens_per_s"] = tps
+        results["generation"][f"decoder_{name}_bandwidth_share"] = tps * weight_bytes_per_step(gen_cfg, dtype.itemsize) / bandwidth
+    # batches: one step reads the weights once for the whole batch, so tokens/s grows with the batch
+    # until the matmuls' FLOPs, not the bytes, take the longer time: the crossover batch is where
+    # batch x FLOPs per token / FLOP rate = bytes per step / bandwidth
+    flops_token = decode_flops_per_token(gen_cfg)
+    crossover = (step_bytes / bandwidth) / (flops_token / rate)
+    batches = [1, 4] if quick else [1, 4, 16]
+    results["batched_generation"] = {"predicted_crossover_batch": crossover, "rows": [
+        {"batch": b, "tokens_per_s": decoder_speed(gen_cfg, max(4, gen_tokens // 4), batch=b),
+         "memory_bound_limit": b * bandwidth / step_bytes, "compute_bound_limit": rate / flops_token}
+        for b in batches]}
     results["wall_s"] = time.perf_counter() - started
     return results
 
 
 def format_table(r: dict) -> str:
-    lines = [f"machine: {r['machine']['threads']} threads, torch {r['machine']['torch']}",
-             f"fp32 matmul rate (measured ceiling): {r['matmul_gflops']:.1f} GFLOP/s", "",
-             "| training | batch x context | tokens/s | MFU |", "|---|---|---|---|"]
-    lines += [f"| {t['model']} | {t['batch']} x {t['context']} | {t['tokens_per_s']:.0f} | {t['mfu']:.0%} |"
+    m = r["machine"]
+    lines = [f"machine: {m['threads']} threads, torch {m['torch']}; CPU features: {', '.join(m['found']) or 'none found'}; "
+             f"PyTorch kernels: {m['torch_kernels']}",
+             f"measured limits: fp32 matmul {r['matmul_gflops']:.1f} GFLOP/s, bf16 matmul {r['bf16_matmul_gflops']:.1f} "
+             f"GFLOP/s, memory read {r['read_gb_s']:.1f} GB/s",
+             f"training precision chosen (--dtype auto): {'bf16 autocast' if r['bf16_training'] else 'fp32'}", "",
+             "| training | precision | batch x context | tokens/s | MFU (of that precision's peak) |", "|---|---|---|---|---|"]
+    lines += [f"| {t['model']} | {t['precision']} | {t['batch']} x {t['context']} | {t['tokens_per_s']:.0f} | {t['mfu']:.0%} |"
               for t in r["training"]]
     lines += ["", "| attention (d=768, 12 heads, fwd+bwd) | teaching | fast | teaching / fast |", "|---|---|---|---|"]
     lines += [f"| context {a['context']} | {a['teaching_s'] * 1e3:.1f} ms | {a['fast_s'] * 1e3:.1f} ms | {a['ratio']:.2f}x |"
               for a in r["attention"]]
     g = r["generation"]
-    lines += ["", f"| generation ({g['model']}, batch 1, {g['new_tokens']} new tokens) | tokens/s |", "|---|---|",
-              f"| without KV cache | {g['uncached_tokens_per_s']:.1f} |", f"| with KV cache | {g['cached_tokens_per_s']:.1f} |",
-              f"| speed-up | {g['ratio']:.1f}x |", "", f"benchmark wall time: {r['wall_s']:.0f} s"]
+    lines += ["", f"| generation ({g['model']}, batch 1, {g['new_tokens']} new tokens, fp32) | tokens/s | weights read |",
+              "|---|---|---|",
+              f"| without KV cache | {g['uncached_tokens_per_s']:.1f} | |",
+              f"| with KV cache | {g['cached_tokens_per_s']:.1f} | {g['bandwidth_share']:.0%} of the memory bandwidth |",
+              f"| speed-up | {g['ratio']:.1f}x | |",
+              f"| fast decoder (decoding.Decoder), fp32 weights | {g['decoder_fp32_tokens_per_s']:.1f} | "
+              f"{g['decoder_fp32_bandwidth_share']:.0%} of the memory bandwidth |",
+              f"| fast decoder, bf16 weights | {g['decoder_bf16_tokens_per_s']:.1f} | "
+              f"{g['decoder_bf16_bandwidth_share']:.0%} of the memory bandwidth |"]
+    b = r["batched_generation"]
+    lines += ["", "| fast decoder (fp32), batch | tokens/s | memory-bound limit | compute-bound limit |", "|---|---|---|---|"]
+    lines += [f"| {row['batch']} | {row['tokens_per_s']:.1f} | {row['memory_bound_limit']:.0f} | {row['compute_bound_limit']:.0f} |"
+              for row in b["rows"]]
+    lines += [f"predicted crossover from memory-bound to compute-bound: batch {b['predicted_crossover_batch']:.0f}",
+              "", f"benchmark wall time: {r['wall_s']:.0f} s"]
     return "\n".join(lines)
 
 

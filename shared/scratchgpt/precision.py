@@ -1,0 +1,45 @@
+"""Which precision to train in: bf16 autocast where the hardware has bf16 units, fp32 elsewhere.
+
+bf16 keeps fp32's range with 8 bits of mantissa. On GPUs with bf16 tensor cores, and on CPUs with
+AVX512-BF16 or AMX units, its matrix products run two to ten times faster than fp32's; on a CPU
+without them PyTorch emulates bf16 and it is slower. So the command-line trainer measures instead of
+guessing: `autocast_dtype(device)` times one bf16 and one fp32 product of a GPT-2-like shape and
+picks bf16 only where it wins clearly. The notebooks stay in fp32: their printed figures must
+reproduce, and bf16 changes them by more than rounding.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import torch
+
+CLEAR_WIN = 1.3   # bf16 must be this much faster than fp32 to be chosen (timings are noisy)
+
+
+def _rate(dtype: torch.dtype, n: int = 256, k: int = 768, repeats: int = 5) -> float:
+    a, b = torch.randn(n, k, dtype=dtype), torch.randn(k, 4 * k, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n * k * 4 * k / best
+
+
+@lru_cache(maxsize=None)
+def bf16_speedup_cpu() -> float:
+    """How many times faster this CPU multiplies bf16 matrices than fp32 ones (measured once)."""
+    return _rate(torch.bfloat16) / _rate(torch.float32)
+
+
+def autocast_dtype(device: torch.device | str) -> str | None:
+    """"bfloat16" where the device's bf16 matrix products are clearly faster than fp32, else None (fp32)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        return "bfloat16" if bf16_speedup_cpu() >= CLEAR_WIN else None
+    return None
