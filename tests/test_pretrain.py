@@ -170,3 +170,15 @@ def test_auto_precision_is_kept_on_resume(tokens, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "autocast_dtype", lambda device: None)     # the timing now says fp32
     train(parse_args([*flags, "--steps", "4"]))                             # ... and the resume goes on in bf16
     assert json.loads((out / "run.json").read_text())["amp_dtype"] == "bfloat16"
+
+
+def test_choosing_the_precision_draws_no_random_numbers():
+    """`--dtype auto` times matrix products; it must not move the generator that dropout and the
+    initial weights use (a resumed run would otherwise differ from an uninterrupted one)."""
+    from scratchgpt.precision import autocast_dtype, bf16_speedup_cpu
+
+    bf16_speedup_cpu.cache_clear()
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    autocast_dtype("cpu")
+    assert torch.equal(torch.get_rng_state(), before)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .checks import approx
 from .data import fetch
 from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
-from .training import in_order, optimizer_step
+from .training import PROGRESS_EVERY_S, in_order, optimizer_step
 
 LABELS = ("not spam", "spam")           # class index -> name
 SMS_LABELS = {"ham": 0, "spam": 1}      # the collection's own labels
@@ -170,7 +170,7 @@ def train_classifier(model, optimizer, train_loader, val_loader, epochs: int, ev
     device = next(model.parameters()).device
     history = {"epoch": [], "train_loss": [], "val_loss": [], "train_acc": [], "val_acc": [], "examples": []}
     seen = step = 0
-    bar = tqdm(total=epochs * len(train_loader), desc="fine-tuning", disable=not progress)
+    bar = tqdm(total=epochs * len(train_loader), desc="fine-tuning", disable=not progress, mininterval=PROGRESS_EVERY_S)
     for epoch in range(1, epochs + 1):
         model.train()
         for batch in train_loader:

@@ -5,8 +5,11 @@ matrix-vector product, which does 2 FLOPs per weight it reads. The CPU can compu
 memory can deliver weights, so the time per token is the time to read the weights once (0.5 GB for
 GPT-2 124M in fp32). `Decoder` makes that read as fast as it can be:
 
-- each matrix is stored transposed and contiguous, `(in, out)`, so that `x @ W` streams it row by
-  row (a one-row `F.linear` on the usual `(out, in)` layout reads it more slowly on common CPUs);
+- each matrix is stored in the layout whose one-row product streams it fastest: in fp32 transposed
+  and contiguous, `(in, out)`, for `x @ W` (a one-row `F.linear` on the usual `(out, in)` layout
+  reads it more slowly); in bf16 the usual `(out, in)`, for a matrix-vector product (`torch.mv`),
+  which reads bf16 about 1.6 times faster than `x @ W` does (measured: 41 vs 26 GB/s, 2-core
+  Sapphire Rapids with AMX, torch 2.13);
 - the key/value cache is allocated once, for the whole context, and filled in place: no tensor is
   re-allocated or copied per token;
 - the output head is computed for the last position only;
@@ -36,8 +39,11 @@ class Decoder:
         self.config, self.dtype, self.max_batch = cfg, dtype, max_batch
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
 
-        def t(linear):   # (out, in) -> (in, out), contiguous, in the decoding dtype
-            return linear.weight.detach().t().contiguous().to(dtype)
+        self.transposed = dtype == torch.float32
+
+        def t(linear):   # fp32: (out, in) -> (in, out), contiguous; bf16: (out, in) as it is
+            w = linear.weight.detach()
+            return (w.t() if self.transposed else w).contiguous().to(dtype)
 
         def b(linear):
             return None if linear.bias is None else linear.bias.detach().to(dtype)
@@ -66,7 +72,13 @@ class Decoder:
         return sum(x.numel() * x.element_size() for x in tensors)
 
     def _linear(self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        y = x.to(self.dtype) @ w
+        x = x.to(self.dtype)
+        if self.transposed:
+            y = x @ w                                                           # w: (in, out)
+        elif x.shape[:-1].numel() == 1:
+            y = torch.mv(w, x.reshape(-1)).view(*x.shape[:-1], -1)              # one row: w (out, in)
+        else:
+            y = F.linear(x, w)
         return y if bias is None else y + bias
 
     @torch.no_grad()
@@ -97,7 +109,7 @@ class Decoder:
             x = x + self._linear(h, blk["fc2_w"], blk["fc2_b"]).float()
         self.length = start + T
         last = F.layer_norm(x[:, -1], (C,), *self.ln_f)                          # (B, C): the head for the last only
-        return (last.to(self.dtype) @ self.head).float()                        # (B, V)
+        return self._linear(last, self.head, None).float()                     # (B, V)
 
     @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,

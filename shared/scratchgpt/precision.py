@@ -19,7 +19,8 @@ CLEAR_WIN = 1.3   # bf16 must be this much faster than fp32 to be chosen (timing
 
 
 def _rate(dtype: torch.dtype, n: int = 256, k: int = 768, repeats: int = 5) -> float:
-    a, b = torch.randn(n, k, dtype=dtype), torch.randn(k, 4 * k, dtype=dtype)
+    g = torch.Generator().manual_seed(0)   # its own generator: timing must not move training's random numbers
+    a, b = torch.randn(n, k, generator=g).to(dtype), torch.randn(k, 4 * k, generator=g).to(dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):

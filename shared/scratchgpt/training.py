@@ -14,6 +14,11 @@ from tqdm.auto import tqdm
 
 from .checks import approx
 
+# Seconds between progress-bar redraws. In a notebook each redraw is a message from the kernel; nbval
+# reads them only after a cell ends, and the messaging layer drops what exceeds 1,000 queued messages,
+# the cell's final "idle" among them: a long cell with a fast-redrawing bar then fails as a time-out.
+PROGRESS_EVERY_S = 1.0
+
 
 class NonFiniteError(FloatingPointError):
     """The loss or the gradients are no longer finite numbers: training diverged, or a setting (a
@@ -155,7 +160,7 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
         raise ValueError(f"grad_accum must be between 1 and the number of batches ({len(train_loader)}), got {grad_accum}")
     total_steps = epochs * (len(train_loader) // grad_accum)
     history, step, tokens = History(), 0, 0
-    bar = tqdm(total=total_steps, desc="training", disable=not progress)
+    bar = tqdm(total=total_steps, desc="training", disable=not progress, mininterval=PROGRESS_EVERY_S)
     model.train()
     for epoch in range(epochs):
         micro = 0  # a partial accumulation left at an epoch's end is dropped
