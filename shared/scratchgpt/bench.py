@@ -23,6 +23,7 @@ import torch
 from .config import GPT2_SIZES, GPTConfig, count_parameters
 from .generation import generate
 from .model import GPT
+from . import precision
 from .precision import CLEAR_WIN
 from .profiles import profile
 from .training import make_optimizer
@@ -60,15 +61,8 @@ def memory_bandwidth(megabytes: int = 512, repeats: int = 5) -> float:
 
 
 def matmul_rate(n: int = 1024, k: int = 3072, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
-    """Best matmul rate in FLOP/s for (n x k) @ (k x k) products of `dtype`, GPT-2-like shapes."""
-    a, b = torch.randn(n, k, dtype=dtype), torch.randn(k, k, dtype=dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n * k * k / best
+    """Best matmul rate in FLOP/s for (n x k) @ (k x k) products of `dtype`, a GPT-2 MLP shape."""
+    return precision.matmul_rate(n, k, k, repeats, dtype)
 
 
 def flops_per_token(cfg: GPTConfig, T: int) -> float:

@@ -18,22 +18,23 @@ import torch
 CLEAR_WIN = 1.3   # bf16 must be this much faster than fp32 to be chosen (timings are noisy)
 
 
-def _rate(dtype: torch.dtype, n: int = 256, k: int = 768, repeats: int = 5) -> float:
+def matmul_rate(n: int = 256, k: int = 768, m: int = 3072, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best rate in FLOP/s of (n x k) @ (k x m) products of `dtype`, GPT-2-like shapes by default."""
     g = torch.Generator().manual_seed(0)   # its own generator: timing must not move training's random numbers
-    a, b = torch.randn(n, k, generator=g).to(dtype), torch.randn(k, 4 * k, generator=g).to(dtype)
+    a, b = torch.randn(n, k, generator=g).to(dtype), torch.randn(k, m, generator=g).to(dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t)
-    return 2 * n * k * 4 * k / best
+    return 2 * n * k * m / best
 
 
 @lru_cache(maxsize=None)
 def bf16_speedup_cpu() -> float:
     """How many times faster this CPU multiplies bf16 matrices than fp32 ones (measured once)."""
-    return _rate(torch.bfloat16) / _rate(torch.float32)
+    return matmul_rate(dtype=torch.bfloat16) / matmul_rate()
 
 
 def autocast_dtype(device: torch.device | str) -> str | None:
