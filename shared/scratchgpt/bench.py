@@ -20,10 +20,11 @@ import time
 
 import torch
 
+from . import precision
 from .config import GPT2_SIZES, GPTConfig, count_parameters
+from .decoding import bandwidth_share
 from .generation import generate
 from .model import GPT
-from . import precision
 from .precision import CLEAR_WIN
 from .profiles import profile
 from .training import make_optimizer
@@ -179,10 +180,10 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         variants = [("fp32", None, False)] + [("fp32", None, True)] * compile
         if use_bf16 and name == "GPT-2 124M":
             variants.append(("bf16", torch.bfloat16, False))
-        for precision, amp, compiled in variants:
+        for kind, amp, compiled in variants:
             tps = training_speed(cfg, batch, T, steps, compile=compiled, amp_dtype=amp)
             peak = bf16_rate if amp is not None else rate      # MFU against the peak of the precision it ran in
-            rows.append({"model": name + (", compiled" if compiled else ""), "precision": precision, "batch": batch,
+            rows.append({"model": name + (", compiled" if compiled else ""), "precision": kind, "batch": batch,
                          "context": T, "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak})
     results["training"] = rows
     results["attention"] = []
@@ -196,11 +197,12 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     results["generation"] = {"model": "tiny profile" if quick else "GPT-2 124M", "new_tokens": gen_tokens,
                              "uncached_tokens_per_s": uncached, "cached_tokens_per_s": cached,
                              "ratio": cached / uncached, "weight_bytes_per_step": step_bytes,
-                             "bandwidth_share": cached * step_bytes / bandwidth}
+                             "bandwidth_share": bandwidth_share(cached, step_bytes, bandwidth)}
     for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
         tps = decoder_speed(gen_cfg, gen_tokens, dtype)
         results["generation"][f"decoder_{name}_tokens_per_s"] = tps
-        results["generation"][f"decoder_{name}_bandwidth_share"] = tps * weight_bytes_per_step(gen_cfg, dtype.itemsize) / bandwidth
+        results["generation"][f"decoder_{name}_bandwidth_share"] = bandwidth_share(
+            tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bandwidth)
     # batches: one step reads the weights once for the whole batch, so tokens/s grows with the batch
     # until the matmuls' FLOPs, not the bytes, take the longer time: the crossover batch is where
     # batch x FLOPs per token / FLOP rate = bytes per step / bandwidth
