@@ -101,3 +101,12 @@ class KVCache:
     def length(self) -> int:
         k = self.layers[0].k
         return 0 if k is None else k.size(2)
+
+
+def kv_cache_bytes(n_layer: int, n_kv_heads: int, head_dim: int, tokens: int, batch: int = 1,
+                   bytes_per_value: int = 4) -> int:
+    """Memory of a full key/value cache: layers x 2 (keys and values) x heads x head size x tokens x bytes.
+
+    It grows linearly with the tokens (and the batch), and does not depend on the vocabulary or the MLP:
+    at long contexts it, not the weights, limits how many sequences fit in memory."""
+    return n_layer * 2 * n_kv_heads * head_dim * tokens * batch * bytes_per_value

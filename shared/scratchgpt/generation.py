@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from .llama import Llama
 from .model import GPT
 
 
@@ -59,8 +60,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     model.eval()
     finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
     cache = model.new_cache() if use_cache and hasattr(model, "new_cache") else None
-    # our GPT can skip the output head for all but the last position; any other model gives all of them
-    head = {"last_only": True} if isinstance(model, GPT) else {}
+    # our models can skip the output head for all but the last position; any other model gives all of them
+    head = {"last_only": True} if isinstance(model, (GPT, Llama)) else {}
     for _ in range(max_new_tokens):
         if cache is None:
             logits = model(idx[:, -context:], **head)[:, -1, :]            # (B, V), last position only
