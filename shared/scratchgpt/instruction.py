@@ -223,3 +223,85 @@ def respond(model, entry: dict, max_new_tokens: int = 48, tokenizer=None) -> str
     ids = torch.tensor([encode_text(prompt, tokenizer)], device=device)
     out = generate(model, ids, max_new_tokens, eos_id=EOT_ID)
     return extract_response(tokenizer.decode(out[0, ids.size(1):].tolist()))
+
+
+# ---- the fine-tuning recipe of notebook 07, and its cached result (the starting point of notebook 11) ----
+SPLIT_SEED = 123
+WARMUP_STEPS = 10
+
+
+def instruction_loaders(p, train_data: list[dict], val_data: list[dict]):
+    """Training (shuffled with a fixed generator, last partial batch dropped) and validation loaders,
+    batches padded by `collate` to their own longest example, cut at the model's context length."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    collate_fn = partial(collate, allowed_max_length=p.model.context_length, device=p.torch_device())
+    g = torch.Generator().manual_seed(SPLIT_SEED)
+    train_loader = DataLoader(InstructionDataset(train_data), batch_size=p.instruct_batch_size, shuffle=True,
+                              drop_last=True, collate_fn=collate_fn, generator=g)
+    val_loader = DataLoader(InstructionDataset(val_data), batch_size=p.instruct_batch_size, collate_fn=collate_fn)
+    return train_loader, val_loader
+
+
+def finetune_instructions(model, p, train_loader, val_loader, log=print, progress: bool = True):
+    """Notebook 04's training loop on instruction batches: AdamW, warmup, cosine decay to a tenth."""
+    from .seeding import seed_everything
+    from .training import make_optimizer, train
+
+    seed_everything(SPLIT_SEED)
+    optimizer = make_optimizer(model, lr=p.instruct_lr, weight_decay=0.1)
+    return train(model, optimizer, train_loader, val_loader, epochs=p.instruct_epochs,
+                 eval_every=max(1, len(train_loader) // 2), eval_batches=5, warmup_steps=WARMUP_STEPS,
+                 min_lr=p.instruct_lr / 10, log=log, progress=progress)
+
+
+def _instruct_recipe(p) -> str:
+    from .pretrained import _recipe
+
+    return repr((_recipe(p), p.weights, p.instruct_epochs, p.instruct_batch_size, p.instruct_lr,
+                 SPLIT_SEED, WARMUP_STEPS))
+
+
+def instruct_cache_path(p):
+    from .paths import DATA_DIR
+
+    return DATA_DIR / f"{p.name}-instruct.safetensors"
+
+
+def cache_instruction_tuned(p, model):
+    """Save notebook 07's fine-tuned model for later notebooks. Not with test-only stand-in weights
+    (they must not leave a file that looks like a real GPT-2 fine-tune). Returns the path or None."""
+    import os
+
+    from .checkpoint import save_checkpoint
+    from .profiles import STANDIN_ENV
+
+    if p.weights and os.environ.get(STANDIN_ENV):
+        return None
+    return save_checkpoint(instruct_cache_path(p), model, extra={"recipe": _instruct_recipe(p)})
+
+
+def instruction_tuned(p=None):
+    """The profile's instruction-tuned model of notebook 07, in eval mode: loaded from its cache, or
+    fine-tuned again the same way (deterministically) when the cache is missing or stale."""
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .pretrained import pretrained
+    from .profiles import profile as default_profile
+
+    p = p or default_profile()
+    model = pretrained(p)
+    path = instruct_cache_path(p)
+    if path.exists():
+        try:
+            if load_checkpoint(path, model)["extra"].get("recipe") == _instruct_recipe(p):
+                return model.eval()
+            print(f"the cached {path.name} was fine-tuned with other settings; fine-tuning again")
+        except CheckpointError as err:
+            print(f"ignoring the cached model ({err}); fine-tuning again")
+        model = pretrained(p)
+    train_data, _, val_data = split_instructions(load_instructions(), seed=SPLIT_SEED)
+    finetune_instructions(model, p, *instruction_loaders(p, train_data, val_data), log=lambda *_: None)
+    cache_instruction_tuned(p, model)
+    return model.eval()

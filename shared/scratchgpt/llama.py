@@ -201,14 +201,19 @@ class Llama(nn.Module):
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
-        cos, sin = rope_angles(self.config.head_dim, torch.arange(start, start + T, device=idx.device),
-                               self.config.rope_theta)
+        return self.lm_head(self.hidden(idx, kv_cache, last_only))                 # (B, T, V)
+
+    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """The final-normed vectors the output head reads, (B, T, C): `forward` without the head."""
+        start = 0 if kv_cache is None else kv_cache.length
+        positions = torch.arange(start, start + idx.size(1), device=idx.device)
+        cos, sin = rope_angles(self.config.head_dim, positions, self.config.rope_theta)
         x = self.model.embed_tokens(idx)                                           # (B, T, C)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, cos, sin, None if kv_cache is None else kv_cache.layers[i])
         if last_only:
             x = x[:, -1:, :]
-        return self.lm_head(self.model.norm(x))                                    # (B, T, V)
+        return self.model.norm(x)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.num_hidden_layers)

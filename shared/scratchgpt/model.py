@@ -92,13 +92,19 @@ class GPT(nn.Module):
         if idx.device.type != "meta" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
-        pos = torch.arange(start, start + T, device=idx.device)
+        return self.lm_head(self.hidden(idx, kv_cache, last_only))                         # (B, T, V)
+
+    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+        """The final-normed vectors the output head reads, (B, T, C): `forward` without the head. A loss
+        that needs few positions' logits (DPO scores the response tokens only) applies `lm_head` to those."""
+        start = 0 if kv_cache is None else kv_cache.length
+        pos = torch.arange(start, start + idx.size(1), device=idx.device)
         x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for i, block in enumerate(self.transformer.h):
             x = block(x, None if kv_cache is None else kv_cache.layers[i])
         if last_only:
             x = x[:, -1:, :]                                                              # (B, 1, C)
-        return self.lm_head(self.transformer.ln_f(x))                                     # (B, T, V)
+        return self.transformer.ln_f(x)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)

@@ -56,6 +56,13 @@ class Profile:
     instruct_epochs: int = 2              # instruction fine-tuning (stage 3)
     instruct_batch_size: int = 8
     instruct_lr: float = 5e-5
+    compare_text: str = "tinyshakespeare.txt"  # GPT-2 vs the modern decoder, same data and budget (stage 4)
+    compare_steps: int = 150
+    compare_batch_size: int = 2
+    dpo_epochs: int = 1                   # preference tuning (stage 4)
+    dpo_batch_size: int = 8
+    dpo_lr: float = 5e-6
+    dpo_beta: float = 0.1
     extra: dict = field(default_factory=dict)
 
     def torch_device(self):
@@ -91,6 +98,7 @@ PROFILES: dict[str, Profile] = {
             classify_lr=5e-4,
             instruct_epochs=2,
             instruct_lr=2e-3,
+            dpo_lr=5e-5,            # a small model moves little at GPT-2's 5e-6 in one epoch
         ),
         Profile(
             name="gpt2",
