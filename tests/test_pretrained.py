@@ -71,3 +71,24 @@ def test_a_profile_with_gpt2_weights_caches_nothing(cache_dir):
     big = dataclasses.replace(SMALL, name="unit-test-gpt2", weights="124M")
     assert pt.cache_pretrained(big, pt.GPT(SMALL.model)) is None
     assert not list(cache_dir.iterdir())
+
+
+def test_instruction_tuned_model_is_cached_and_refused_when_stale(cache_dir, monkeypatch, capsys):
+    """Notebook 11 starts from notebook 07's fine-tuned model: the cache gives the same weights as
+    fine-tuning again, and a cache made with another learning rate is not reused."""
+    import scratchgpt.instruction as ins
+    import scratchgpt.paths as paths
+
+    monkeypatch.setattr(paths, "DATA_DIR", cache_dir)
+    some = ins.load_instructions()[:120]                                # the real file, cut to keep it quick
+    monkeypatch.setattr(ins, "load_instructions", lambda: some)
+    few = dataclasses.replace(SMALL, instruct_epochs=1, instruct_batch_size=64)
+    tuned = ins.instruction_tuned(few)
+    assert (cache_dir / "unit-test-instruct.safetensors").exists()
+    assert not same_weights(tuned, pt.pretrained(few))                  # it did fine-tune
+    assert same_weights(tuned, ins.instruction_tuned(few))              # the cache gives it back
+    other = dataclasses.replace(few, instruct_lr=few.instruct_lr * 2)
+    capsys.readouterr()
+    redone = ins.instruction_tuned(other)
+    assert "fine-tuned with other settings" in capsys.readouterr().out
+    assert not same_weights(redone, tuned)

@@ -286,21 +286,15 @@ def cache_instruction_tuned(p, model):
 def instruction_tuned(p=None):
     """The profile's instruction-tuned model of notebook 07, in eval mode: loaded from its cache, or
     fine-tuned again the same way (deterministically) when the cache is missing or stale."""
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import load_cached
     from .pretrained import pretrained
     from .profiles import profile as default_profile
 
     p = p or default_profile()
     model = pretrained(p)
-    path = instruct_cache_path(p)
-    if path.exists():
-        try:
-            if load_checkpoint(path, model)["extra"].get("recipe") == _instruct_recipe(p):
-                return model.eval()
-            print(f"the cached {path.name} was fine-tuned with other settings; fine-tuning again")
-        except CheckpointError as err:
-            print(f"ignoring the cached model ({err}); fine-tuning again")
-        model = pretrained(p)
+    if load_cached(instruct_cache_path(p), model, _instruct_recipe(p), "fine-tuned", "fine-tuning it again"):
+        return model.eval()
+    model = pretrained(p)
     train_data, _, val_data = split_instructions(load_instructions(), seed=SPLIT_SEED)
     finetune_instructions(model, p, *instruction_loaders(p, train_data, val_data), log=lambda *_: None)
     cache_instruction_tuned(p, model)

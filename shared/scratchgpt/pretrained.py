@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import load_cached, save_checkpoint
 from .data import read_text
 from .dataset import create_dataloader
 from .model import GPT
@@ -92,14 +92,8 @@ def pretrained(p: Profile | None = None) -> GPT:
 
         return gpt2_model(p.weights).to(p.torch_device())
     model = GPT(p.model).to(p.torch_device())
-    path = cache_path(p)
-    if path.exists():
-        try:
-            if load_checkpoint(path, model)["extra"].get("recipe") == _recipe(p):
-                return model.eval()
-            print(f"the cached {path.name} was trained with other settings; training again (about a minute)")
-        except CheckpointError as err:
-            print(f"ignoring the cached model ({err}); training it again (about a minute)")
+    if load_cached(cache_path(p), model, _recipe(p), "trained", "training it again (about a minute)"):
+        return model.eval()
     model, _ = pretrain(p, log=lambda *_: None)
     cache_pretrained(p, model)
     return model

@@ -21,6 +21,11 @@ DEFAULT_PROFILE = "tiny"
 # the manifest's checksum. It lets the tests run every notebook under the gpt2 profiles with a tiny
 # checkpoint they make themselves; the profiles then take its (small) shape.
 STANDIN_ENV = "SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS"
+# With the stand-in, the profiles also run one pass of each training loop over shorter windows: the
+# stand-in runs prove that every notebook runs to the end under the profile's code path, and more
+# epochs or steps would only repeat that path (the stand-in's outputs mean nothing either way).
+STANDIN_LIMITS = {"pretrain_context": 64, "epochs": 1, "classify_epochs": 1, "instruct_epochs": 1,
+                  "dpo_epochs": 1, "compare_steps": 20}
 
 
 class ProfileError(RuntimeError):
@@ -170,5 +175,5 @@ def profile(name: str | None = None, *, check_device: bool = True) -> Profile:
 
         print(f"WARNING: {STANDIN_ENV} is set: the {name} profile uses the TEST-ONLY stand-in weights "
               f"{os.path.basename(standin)}, NOT OpenAI's, and skips the manifest's checksum", file=sys.stderr)
-        p = dataclasses.replace(p, model=config_of(standin))
+        p = dataclasses.replace(p, model=config_of(standin), **STANDIN_LIMITS)
     return p
