@@ -67,3 +67,24 @@ def test_gpt3_is_about_175_billion():
 def test_bad_head_count_is_an_error():
     with pytest.raises(ValueError, match="not divisible"):
         GPTConfig(n_embd=100, n_head=3)
+
+
+def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch, tmp_path, capsys):
+    """With the stand-in checkpoint the gpt2 profiles take its shape and run one pass of each loop; the
+    tiny profile (no weights) is untouched, and every use says that unverified weights are in play."""
+    import torch
+    from safetensors.torch import save_file
+    from scratchgpt.profiles import STANDIN_ENV, STANDIN_LIMITS
+
+    d, vocab, context = 64, 100, 32
+    tensors = {"wte.weight": torch.zeros(vocab, d), "wpe.weight": torch.zeros(context, d)}
+    tensors |= {f"h.{i}.ln_1.weight": torch.ones(d) for i in range(2)}
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path))
+    monkeypatch.setenv(STANDIN_ENV, str(path))
+    p = profile("gpt2")
+    assert p.model == GPTConfig(vocab_size=vocab, context_length=context, n_embd=d, n_layer=2, n_head=1, dropout=0.0)
+    assert all(getattr(p, k) == v for k, v in STANDIN_LIMITS.items())
+    assert PROFILES["gpt2"].classify_epochs > p.classify_epochs and PROFILES["gpt2"].compare_steps > p.compare_steps
+    assert "TEST-ONLY stand-in weights" in capsys.readouterr().err
+    assert profile("tiny") == PROFILES["tiny"]

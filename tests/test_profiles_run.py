@@ -6,8 +6,9 @@ Hugging Face's real `model.safetensors` format stands in for them: GPT-2's vocab
 a test-only override that skips the manifest's checksum and says so on every use. The notebooks run
 under `gpt2` and `gpt2-medium` without output comparison (the stored outputs are the tiny profile's).
 
-Both profiles together take about 5 minutes on 2 cores (the stand-in is smaller than the tiny
-profile's model); on a machine without CUDA the `gpu` profile's clear stop at the first cell is
+Under the stand-in the profiles run one pass of each training loop (`profiles.STANDIN_LIMITS`). Both
+profiles together still take about 18 minutes on a 2-core AMD EPYC, most of it in the stage-4
+notebooks; on a machine without CUDA the `gpu` profile's clear stop at the first cell is
 checked instead of a run.
 """
 
