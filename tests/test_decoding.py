@@ -69,3 +69,25 @@ def test_bf16_copy_agrees_with_fp32_and_reads_half_the_bytes(model):
 def test_a_batch_larger_than_the_decoder_is_refused(model):
     with pytest.raises(ValueError, match="batch 2 is larger than this decoder's max_batch=1"):
         Decoder(model).step(torch.zeros(2, 1, dtype=torch.long))
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_both_weight_layouts_compute_the_models_logits(model, monkeypatch, onednn):
+    """oneDNN's packed weights (where this PyTorch has them) and the plain layout both equal GPT.forward,
+    one row at a time and for several rows; the bf16 copy picks the same token as the model nearly always."""
+    from scratchgpt import decoding
+
+    if onednn and not decoding.onednn_available():
+        pytest.skip("this PyTorch has no oneDNN weight packing")
+    monkeypatch.setattr(decoding, "onednn_available", lambda: onednn)
+    dec = Decoder(model, max_batch=2)
+    assert dec.onednn is onednn
+    idx = torch.randint(0, 300, (2, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(dec.step(idx[:, :8]), model(idx[:, :8])[:, -1], atol=1e-5, rtol=1e-5)
+        for t in range(8, 12):
+            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1], atol=1e-5, rtol=1e-5)
+        bf16 = Decoder(model, dtype=torch.bfloat16, max_batch=2)
+        agree = sum((bf16.step(idx[:, t: t + 1]).argmax(-1) == model(idx[:, : t + 1])[:, -1].argmax(-1)).sum().item()
+                    for t in range(12))
+    assert agree >= 0.9 * 24                                         # teacher-forced, 2 x 12 positions

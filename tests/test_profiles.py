@@ -86,5 +86,19 @@ def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch,
     assert p.model == GPTConfig(vocab_size=vocab, context_length=context, n_embd=d, n_layer=2, n_head=1, dropout=0.0)
     assert all(getattr(p, k) == v for k, v in STANDIN_LIMITS.items())
     assert PROFILES["gpt2"].classify_epochs > p.classify_epochs and PROFILES["gpt2"].compare_steps > p.compare_steps
+    assert PROFILES["gpt2"].tuning_examples is None and p.tuning_examples == 64
     assert "TEST-ONLY stand-in weights" in capsys.readouterr().err
     assert profile("tiny") == PROFILES["tiny"]
+
+
+def test_the_standins_instruction_tuned_cache_stays_out_of_data(monkeypatch, tmp_path):
+    """A model fine-tuned from stand-in weights is cached beside the stand-in (a folder the tests own),
+    never in data/ where it would look like a real GPT-2 fine-tune; the tiny profile's stays in data/."""
+    from scratchgpt.instruction import instruct_cache_path
+    from scratchgpt.paths import DATA_DIR
+    from scratchgpt.profiles import STANDIN_ENV
+
+    assert instruct_cache_path(PROFILES["gpt2"]).parent == DATA_DIR
+    monkeypatch.setenv(STANDIN_ENV, str(tmp_path / "model.safetensors"))
+    assert instruct_cache_path(PROFILES["gpt2"]) == tmp_path / "gpt2-instruct.safetensors"
+    assert instruct_cache_path(PROFILES["tiny"]) == DATA_DIR / "tiny-instruct.safetensors"

@@ -6,9 +6,10 @@ Hugging Face's real `model.safetensors` format stands in for them: GPT-2's vocab
 a test-only override that skips the manifest's checksum and says so on every use. The notebooks run
 under `gpt2` and `gpt2-medium` without output comparison (the stored outputs are the tiny profile's).
 
-Under the stand-in the profiles run one pass of each training loop (`profiles.STANDIN_LIMITS`). Both
-profiles together still take about 18 minutes on a 2-core AMD EPYC, most of it in the stage-4
-notebooks; on a machine without CUDA the `gpu` profile's clear stop at the first cell is
+Under the stand-in the profiles run one pass of each training loop over 64 instruction and preference
+examples, and notebook 11 reuses the model notebook 07 fine-tuned from the stand-in (cached beside the
+stand-in, never in `data/`) (`profiles.STANDIN_LIMITS`). Both profiles together take about 6.5 minutes
+on a 2-core AMD EPYC; on a machine without CUDA the `gpu` profile's clear stop at the first cell is
 checked instead of a run.
 """
 
@@ -85,4 +86,5 @@ def test_notebook_runs_under_profile(path, name, standin):
                      if o.get("name") == "stderr")
     assert "TEST-ONLY stand-in weights" in warned and "skips the manifest's checksum" in warned
     assert not (REPO_ROOT / "data" / f"{name}-pretrained.safetensors").exists()   # nothing useless is cached
+    assert not (REPO_ROOT / "data" / f"{name}-instruct.safetensors").exists()
 

@@ -22,7 +22,7 @@ import torch
 
 from . import precision
 from .config import GPT2_SIZES, GPTConfig, count_parameters
-from .decoding import bandwidth_share
+from .decoding import bandwidth_share, onednn_available
 from .generation import generate
 from .model import GPT
 from .precision import CLEAR_WIN
@@ -170,6 +170,7 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     results |= {"matmul_gflops": rate / 1e9, "bf16_matmul_gflops": bf16_rate / 1e9, "read_gb_s": bandwidth / 1e9}
     use_bf16 = bf16_rate >= CLEAR_WIN * rate      # what `--dtype auto` decides, from the same kind of timing
     results["bf16_training"] = use_bf16
+    results["decoder_kernel"] = "oneDNN, weights packed once" if onednn_available() else "PyTorch matmul, transposed weights"
     rows = []
     tiny = profile("tiny")
     gpt2 = GPT2_SIZES["124M"]
@@ -219,11 +220,12 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
 
 def format_table(r: dict) -> str:
     m = r["machine"]
-    lines = [f"machine: {m['threads']} threads, torch {m['torch']}; CPU features: {', '.join(m['found']) or 'none found'}; "
-             f"PyTorch kernels: {m['torch_kernels']}",
-             f"measured limits: fp32 matmul {r['matmul_gflops']:.1f} GFLOP/s, bf16 matmul {r['bf16_matmul_gflops']:.1f} "
-             f"GFLOP/s, memory read {r['read_gb_s']:.1f} GB/s",
-             f"training precision chosen (--dtype auto): {'bf16 autocast' if r['bf16_training'] else 'fp32'}", "",
+    lines = [(f"machine: {m['threads']} threads, torch {m['torch']}; CPU features: {', '.join(m['found']) or 'none found'}; "
+              f"PyTorch kernels: {m['torch_kernels']}"),
+             (f"measured limits: fp32 matmul {r['matmul_gflops']:.1f} GFLOP/s, bf16 matmul {r['bf16_matmul_gflops']:.1f} "
+              f"GFLOP/s, memory read {r['read_gb_s']:.1f} GB/s"),
+             (f"training precision chosen (--dtype auto): {'bf16 autocast' if r['bf16_training'] else 'fp32'}; "
+              f"decoding products: {r.get('decoder_kernel', 'not recorded')}"), "",
              "| training | precision | batch x context | tokens/s | MFU (of that precision's peak) |", "|---|---|---|---|---|"]
     lines += [f"| {t['model']} | {t['precision']} | {t['batch']} x {t['context']} | {t['tokens_per_s']:.0f} | {t['mfu']:.0%} |"
               for t in r["training"]]

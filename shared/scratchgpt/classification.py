@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from .checks import approx
 from .data import fetch
+from .progress import progress_bar
 from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
 from .training import PROGRESS_EVERY_S, in_order, optimizer_step
 
@@ -170,7 +170,7 @@ def train_classifier(model, optimizer, train_loader, val_loader, epochs: int, ev
     device = next(model.parameters()).device
     history = {"epoch": [], "train_loss": [], "val_loss": [], "train_acc": [], "val_acc": [], "examples": []}
     seen = step = 0
-    bar = tqdm(total=epochs * len(train_loader), desc="fine-tuning", disable=not progress, mininterval=PROGRESS_EVERY_S)
+    bar = progress_bar(total=epochs * len(train_loader), desc="fine-tuning", disable=not progress, mininterval=PROGRESS_EVERY_S)
     for epoch in range(1, epochs + 1):
         model.train()
         for batch in train_loader:

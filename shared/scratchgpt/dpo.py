@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from .checks import approx
 from .data import fetch
 from .instruction import RESPONSE_HEADER, check_entry, format_input
+from .progress import progress_bar
 from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
 from .training import PROGRESS_EVERY_S, in_order, optimizer_step
 
@@ -180,7 +180,7 @@ def train_dpo(policy, reference, train_loader, val_loader, epochs: int, lr: floa
 
     evaluate()
     total = epochs * len(train_loader)
-    bar = tqdm(total=total, desc="DPO", disable=not progress, mininterval=PROGRESS_EVERY_S)
+    bar = progress_bar(total=total, desc="DPO", disable=not progress, mininterval=PROGRESS_EVERY_S)
     policy.train()
     for _ in range(epochs):
         for batch in train_loader:

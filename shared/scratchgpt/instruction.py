@@ -232,14 +232,15 @@ WARMUP_STEPS = 10
 
 def instruction_loaders(p, train_data: list[dict], val_data: list[dict]):
     """Training (shuffled with a fixed generator, last partial batch dropped) and validation loaders,
-    batches padded by `collate` to their own longest example, cut at the model's context length."""
+    batches padded by `collate` to their own longest example, cut at the model's context length.
+    The training set is cut to the profile's `tuning_examples` (all of it unless a profile says so)."""
     from functools import partial
 
     from torch.utils.data import DataLoader
 
     collate_fn = partial(collate, allowed_max_length=p.model.context_length, device=p.torch_device())
     g = torch.Generator().manual_seed(SPLIT_SEED)
-    train_loader = DataLoader(InstructionDataset(train_data), batch_size=p.instruct_batch_size, shuffle=True,
+    train_loader = DataLoader(InstructionDataset(train_data[: p.tuning_examples]), batch_size=p.instruct_batch_size, shuffle=True,
                               drop_last=True, collate_fn=collate_fn, generator=g)
     val_loader = DataLoader(InstructionDataset(val_data), batch_size=p.instruct_batch_size, collate_fn=collate_fn)
     return train_loader, val_loader
@@ -261,25 +262,27 @@ def _instruct_recipe(p) -> str:
     from .pretrained import _recipe
 
     return repr((_recipe(p), p.weights, p.instruct_epochs, p.instruct_batch_size, p.instruct_lr,
-                 SPLIT_SEED, WARMUP_STEPS))
+                 SPLIT_SEED, WARMUP_STEPS) + ((p.tuning_examples,) if p.tuning_examples else ()))
 
 
 def instruct_cache_path(p):
-    from .paths import DATA_DIR
+    """`data/<profile>-instruct.safetensors`; with test-only stand-in weights, beside the stand-in file
+    instead (a folder the tests own), so that no file in `data/` looks like a real GPT-2 fine-tune."""
+    import os
+    from pathlib import Path
 
-    return DATA_DIR / f"{p.name}-instruct.safetensors"
+    from .paths import DATA_DIR
+    from .profiles import STANDIN_ENV
+
+    standin = os.environ.get(STANDIN_ENV)
+    folder = Path(standin).parent if p.weights and standin else DATA_DIR
+    return folder / f"{p.name}-instruct.safetensors"
 
 
 def cache_instruction_tuned(p, model):
-    """Save notebook 07's fine-tuned model for later notebooks. Not with test-only stand-in weights
-    (they must not leave a file that looks like a real GPT-2 fine-tune). Returns the path or None."""
-    import os
-
+    """Save notebook 07's fine-tuned model for later notebooks; returns the path."""
     from .checkpoint import save_checkpoint
-    from .profiles import STANDIN_ENV
 
-    if p.weights and os.environ.get(STANDIN_ENV):
-        return None
     return save_checkpoint(instruct_cache_path(p), model, extra={"recipe": _instruct_recipe(p)})
 
 

@@ -21,11 +21,12 @@ DEFAULT_PROFILE = "tiny"
 # the manifest's checksum. It lets the tests run every notebook under the gpt2 profiles with a tiny
 # checkpoint they make themselves; the profiles then take its (small) shape.
 STANDIN_ENV = "SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS"
-# With the stand-in, the profiles also run one pass of each training loop over shorter windows: the
-# stand-in runs prove that every notebook runs to the end under the profile's code path, and more
-# epochs or steps would only repeat that path (the stand-in's outputs mean nothing either way).
+# With the stand-in, the profiles also run one pass of each training loop over shorter windows and
+# fewer instruction and preference examples: the stand-in runs prove that every notebook runs to the
+# end under the profile's code path, and more epochs, steps or examples would only repeat that path
+# (the stand-in's outputs mean nothing either way).
 STANDIN_LIMITS = {"pretrain_context": 64, "epochs": 1, "classify_epochs": 1, "instruct_epochs": 1,
-                  "dpo_epochs": 1, "compare_steps": 20}
+                  "dpo_epochs": 1, "compare_steps": 20, "tuning_examples": 64}
 
 
 class ProfileError(RuntimeError):
@@ -69,6 +70,7 @@ class Profile:
     dpo_batch_size: int = 8
     dpo_lr: float = 5e-6
     dpo_beta: float = 0.1
+    tuning_examples: int | None = None    # training examples used for instruction and preference tuning (None: all)
     extra: dict = field(default_factory=dict)
 
     def torch_device(self):

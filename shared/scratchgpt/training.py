@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .checks import approx
+from .progress import progress_bar
 
 # Seconds between progress-bar redraws. In a notebook each redraw is a message from the kernel; nbval
 # reads them only after a cell ends, and the messaging layer drops what exceeds 1,000 queued messages,
@@ -160,7 +160,7 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
         raise ValueError(f"grad_accum must be between 1 and the number of batches ({len(train_loader)}), got {grad_accum}")
     total_steps = epochs * (len(train_loader) // grad_accum)
     history, step, tokens = History(), 0, 0
-    bar = tqdm(total=total_steps, desc="training", disable=not progress, mininterval=PROGRESS_EVERY_S)
+    bar = progress_bar(total=total_steps, desc="training", disable=not progress, mininterval=PROGRESS_EVERY_S)
     model.train()
     for epoch in range(epochs):
         micro = 0  # a partial accumulation left at an epoch's end is dropped
