@@ -127,3 +127,26 @@ def test_last_only_gives_the_last_positions_logits():
         full, last = model(idx), model(idx, last_only=True)
     assert last.shape == (2, 1, 50)
     assert torch.allclose(last[:, 0], full[:, -1], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_the_transposed_head_gives_the_heads_logits(kind):
+    """`generate` multiplies by a transposed copy of the head's weight (faster for one row on CPUs): the
+    logits equal `lm_head`'s, and greedy tokens equal an argmax loop over the plain forward pass."""
+    torch.manual_seed(0)
+    if kind == "gpt":
+        model = GPT(GPTConfig(vocab_size=500, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)).eval()
+    else:
+        from scratchgpt.llama import Llama, LlamaConfig
+
+        model = Llama(LlamaConfig(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16)).eval()
+    idx = torch.randint(0, 500, (3, 7))
+    with torch.no_grad():
+        plain = model(idx)                                                   # lm_head, every position
+        fast = model(idx, last_only=True, head_t=model.lm_head.weight.t().contiguous())
+        torch.testing.assert_close(fast[:, 0], plain[:, -1], atol=1e-5, rtol=1e-5)
+        manual = idx[:1]
+        for _ in range(6):
+            manual = torch.cat([manual, model(manual)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(generate(model, idx[:1], 6), manual)

@@ -2,9 +2,12 @@ import pytest
 import torch
 from scratchgpt import EOT_ID
 from scratchgpt.instruction import (
+    FUNCTION_WORDS,
     IGNORE_INDEX,
     InstructionDataset,
     collate,
+    content_f1,
+    content_words,
     exact_match,
     extract_response,
     format_example,
@@ -82,6 +85,21 @@ def test_extract_response(generated, expected):
     assert extract_response(generated, "PROMPT") == expected
 
 
+def test_content_f1_ignores_the_words_every_response_shares():
+    # hand-worked: content words 'capital paris' vs 'paris capital france': 2 common, P = 1, R = 2/3 -> F1 0.8
+    assert content_words("The capital is Paris.") == ["capital", "paris"]
+    assert content_f1("The capital is Paris.", "Paris is the capital of France.") == pytest.approx(0.8)
+    # a response of function words only: token F1 rewards the shared 'is', content F1 gives nothing
+    # token F1: 'is' in common, P = 1/5, R = 1/3 -> 0.25
+    assert token_f1("It is what it is.", "Paris is the capital.") == pytest.approx(0.25)
+    assert content_f1("It is what it is.", "Paris is the capital.") == 0.0
+    # nothing but function words on both sides: as token_f1, two empty lists agree
+    assert content_f1("It is.", "Is it?") == 1.0 and content_f1("It is.", "Berlin") == 0.0
+    # plain lower-case words, as normalize() leaves them (it drops the articles itself)
+    assert all(w.isalpha() and normalize(w) in (w, "") for w in FUNCTION_WORDS)
+    assert not {"capital", "paris", "formula", "density", "water"} & FUNCTION_WORDS
+
+
 def test_metrics_on_hand_made_pairs():
     assert normalize("The  Cat, sat!") == "cat sat"
     assert exact_match("The cat sat.", "cat sat") == 1.0 and exact_match("a dog", "cat") == 0.0
@@ -93,6 +111,6 @@ def test_metrics_on_hand_made_pairs():
     assert rouge_l("cat sat", "cat sat") == 1.0 and rouge_l("dog", "cat") == 0.0
     assert token_f1("sat cat", "cat sat") == 1.0 and rouge_l("sat cat", "cat sat") == 0.5  # order matters to ROUGE-L
     scores = score_responses(["Paris.", "red"], ["paris", "blue"])
-    assert scores == {"exact_match": 0.5, "token_f1": 0.5, "rouge_l": 0.5}
+    assert scores == {"exact_match": 0.5, "token_f1": 0.5, "content_f1": 0.5, "rouge_l": 0.5}
     with pytest.raises(ValueError):
         score_responses(["a"], [])

@@ -140,9 +140,27 @@ def exact_match(prediction: str, reference: str) -> float:
     return float(normalize(prediction) == normalize(reference))
 
 
-def token_f1(prediction: str, reference: str) -> float:
-    """Harmonic mean of precision and recall of the normalised words (counted with multiplicity)."""
-    pred, ref = normalize(prediction).split(), normalize(reference).split()
+# Words that nearly every response shares whatever it says ("is", "of", "to", ...): English function
+# words (pronouns, auxiliaries, prepositions, conjunctions, determiners). F1 over the other words only
+# (`content_f1`) tells whether a response carries the reference's content, not just its shape.
+FUNCTION_WORDS = frozenset("""
+a an the this that these those some any each every no all both either neither
+i me my mine you your yours he him his she her hers it its we us our ours they them their theirs
+is am are was were be been being do does did doing have has had having
+will would shall should can could may might must
+of to in on at by for with from into onto over under about as than then so too very
+and or but nor if because while when where which who whom whose what how why
+not there here also just only
+""".split())  # noqa: SIM905 (a line per word class reads better than a list)
+
+
+def content_words(text: str) -> list[str]:
+    """The normalised words of `text` that are not function words, in order, with repeats."""
+    return [w for w in normalize(text).split() if w not in FUNCTION_WORDS]
+
+
+def _f1(pred: list[str], ref: list[str]) -> float:
+    """F1 of two word lists counted with multiplicity; two empty lists agree (1.0)."""
     if not pred or not ref:
         return float(pred == ref)
     common = sum((Counter(pred) & Counter(ref)).values())
@@ -150,6 +168,16 @@ def token_f1(prediction: str, reference: str) -> float:
         return 0.0
     precision, recall = common / len(pred), common / len(ref)
     return 2 * precision * recall / (precision + recall)
+
+
+def content_f1(prediction: str, reference: str) -> float:
+    """`token_f1` over content words only: 'It is of the' shares nothing with 'Paris is the capital'."""
+    return _f1(content_words(prediction), content_words(reference))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """Harmonic mean of precision and recall of the normalised words (counted with multiplicity)."""
+    return _f1(normalize(prediction).split(), normalize(reference).split())
 
 
 def _lcs(a: list[str], b: list[str]) -> int:
@@ -176,12 +204,13 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 
 def score_responses(predictions: list[str], references: list[str]) -> dict[str, float]:
-    """Mean exact match, token F1 and ROUGE-L over a set of responses."""
+    """Mean exact match, token F1, content-word F1 and ROUGE-L over a set of responses."""
     if len(predictions) != len(references) or not predictions:
         raise ValueError(f"need as many predictions as references, and some: {len(predictions)} vs {len(references)}")
     n = len(predictions)
     return {"exact_match": sum(map(exact_match, predictions, references)) / n,
             "token_f1": sum(map(token_f1, predictions, references)) / n,
+            "content_f1": sum(map(content_f1, predictions, references)) / n,
             "rouge_l": sum(map(rouge_l, predictions, references)) / n}
 
 

@@ -191,8 +191,10 @@ class Llama(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)   # Llama's initializer_range
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
-        """(B, T) token ids -> (B, T, vocab_size) logits; with a cache, `idx` continues the cached tokens."""
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False,
+                head_t: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) token ids -> (B, T, vocab_size) logits; with a cache, `idx` continues the cached tokens.
+        `last_only` and `head_t` as in `GPT.forward`."""
         _, T = idx.shape
         start = 0 if kv_cache is None else kv_cache.length
         if start + T > self.config.context_length:
@@ -201,7 +203,8 @@ class Llama(nn.Module):
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
-        return self.lm_head(self.hidden(idx, kv_cache, last_only))                 # (B, T, V)
+        x = self.hidden(idx, kv_cache, last_only)                                          # (B, T, C)
+        return self.lm_head(x) if head_t is None else x @ head_t                           # (B, T, V)
 
     def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head."""

@@ -77,12 +77,15 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False,
+                head_t: torch.Tensor | None = None) -> torch.Tensor:
         """Logits over the vocabulary for every position: (B, T) token ids -> (B, T, vocab_size).
 
         With a `kv_cache`, `idx` holds only the new tokens; they continue the cached ones.
         `last_only=True` returns the last position's logits only, (B, 1, vocab_size): generation needs
         no more, and the output head is a large share of the work (V·d of GPT-2's 124M parameters).
+        `head_t`: the head's weight transposed and contiguous, (C, V), to use instead of `lm_head`
+        (`generate` passes one; the same product, faster for a row or a few on CPUs).
         """
         _, T = idx.shape
         start = 0 if kv_cache is None else kv_cache.length
@@ -92,7 +95,8 @@ class GPT(nn.Module):
         if idx.device.type != "meta" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
-        return self.lm_head(self.hidden(idx, kv_cache, last_only))                         # (B, T, V)
+        x = self.hidden(idx, kv_cache, last_only)                                          # (B, T, C)
+        return self.lm_head(x) if head_t is None else x @ head_t                           # (B, T, V)
 
     def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head. A loss
