@@ -96,8 +96,11 @@ def test_the_student_edition_has_no_solution_code(edition):
                 assert "raise NotImplementedError()" in text
                 assert not any(line in text.splitlines() for line in solution_lines(mine)), path.name
                 assert "source_hidden" not in theirs["metadata"].get("jupyter", {})
-            else:
-                assert text == "".join(mine["source"])
+            else:   # unchanged, but for the note on where the solutions are
+                assert text == "".join(mine["source"]).replace(course.SOLUTIONS_NOTE, course.STUDENT_NOTE)
+        notes = ["".join(c["source"]) for c in student if c["cell_type"] == "markdown"]
+        assert sum(course.STUDENT_NOTE in t for t in notes) == 1, path.name
+        assert not any("folded away" in t for t in notes), path.name
 
 
 def test_the_instructor_version_gets_full_marks_and_the_student_version_none(edition, tmp_path):

@@ -146,10 +146,22 @@ def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = 
     return out / "release"
 
 
+# The exercises' introduction tells the reader of the instructor's notebooks where the folded solutions
+# are; the student edition has none, so there it says what the cells hold instead.
+SOLUTIONS_NOTE = ("The solutions are in those cells, folded away: the cell shows only `...` until you click it. "
+                  "Instructors can build an edition without them (see the README, *For instructors*).")
+STUDENT_NOTE = ("In this edition those cells hold a stub that raises `NotImplementedError`: replace it with your "
+                "code.")
+
+
 def _unfold_stubs(path: Path) -> None:
-    """The instructor's notebooks fold the solution cells away; a student must see the stubs to fill them in."""
+    """The instructor's notebooks fold the solution cells away; a student must see the stubs to fill them in
+    (and read no promise of solutions)."""
     nb = json.loads(path.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        if cell["cell_type"] == "markdown" and SOLUTIONS_NOTE in text:
+            cell["source"] = text.replace(SOLUTIONS_NOTE, STUDENT_NOTE)
         if cell["metadata"].get("nbgrader", {}).get("solution"):
             cell["metadata"].get("jupyter", {}).pop("source_hidden", None)
             if not cell["metadata"].get("jupyter", True):
