@@ -135,12 +135,14 @@ def test_the_transposed_head_gives_the_heads_logits(kind):
     logits equal `lm_head`'s, and greedy tokens equal an argmax loop over the plain forward pass."""
     torch.manual_seed(0)
     if kind == "gpt":
-        model = GPT(GPTConfig(vocab_size=500, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)).eval()
+        cfg = GPTConfig(vocab_size=500, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
+        model = GPT(cfg).eval()
     else:
         from scratchgpt.llama import Llama, LlamaConfig
 
-        model = Llama(LlamaConfig(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16)).eval()
+        cfg = LlamaConfig(vocab_size=500, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16)
+        model = Llama(cfg).eval()
     idx = torch.randint(0, 500, (3, 7))
     with torch.no_grad():
         plain = model(idx)                                                   # lm_head, every position
@@ -150,3 +152,22 @@ def test_the_transposed_head_gives_the_heads_logits(kind):
         for _ in range(6):
             manual = torch.cat([manual, model(manual)[:, -1].argmax(-1, keepdim=True)], dim=1)
     assert torch.equal(generate(model, idx[:1], 6), manual)
+
+
+def test_a_wrapped_output_head_keeps_its_own_forward():
+    """With LoRA on every linear layer, the head included, `generate` uses the wrapped head (its update
+    counts), not a copy of the frozen weight."""
+    from scratchgpt.lora import apply_lora
+
+    torch.manual_seed(0)
+    model = apply_lora(GPT(GPTConfig(vocab_size=500, context_length=16, n_embd=32, n_layer=2, n_head=4,
+                                     dropout=0.0)), rank=4).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.normal_(0, 0.5)                      # a LoRA update that changes the logits
+        idx = torch.randint(0, 500, (1, 5))
+        manual = idx
+        for _ in range(6):
+            manual = torch.cat([manual, model(manual)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(generate(model, idx, 6), manual)

@@ -2,13 +2,14 @@
 
 OpenAI's weights (500 MB and more) cannot be had offline, so a small checkpoint that the test makes in
 Hugging Face's real `model.safetensors` format stands in for them: GPT-2's vocabulary and context
-1024, two layers of width 64. It reaches the notebooks through `SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS`,
+1024, two layers of width 32 (the output head over the 50,257 tokens is most of its cost, so the
+width is kept small). It reaches the notebooks through `SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS`,
 a test-only override that skips the manifest's checksum and says so on every use. The notebooks run
 under `gpt2` and `gpt2-medium` without output comparison (the stored outputs are the tiny profile's).
 
 Under the stand-in the profiles run one pass of each training loop over 64 instruction and preference
 examples, and notebook 11 reuses the model notebook 07 fine-tuned from the stand-in (cached beside the
-stand-in, never in `data/`) (`profiles.STANDIN_LIMITS`). Both profiles together take about 6.5 minutes
+stand-in, never in `data/`) (`profiles.STANDIN_LIMITS`). Both profiles together take about 6 minutes
 on a 2-core AMD EPYC; on a machine without CUDA the `gpu` profile's clear stop at the first cell is
 checked instead of a run.
 """
@@ -30,7 +31,7 @@ NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb") if ".ip
 def standin(tmp_path_factory):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=64, n_layer=2, n_head=1)
+    cfg = transformers.GPT2Config(vocab_size=50257, n_positions=1024, n_embd=32, n_layer=2, n_head=1)
     folder = tmp_path_factory.mktemp("standin")
     transformers.GPT2LMHeadModel(cfg).save_pretrained(folder, safe_serialization=True)
     return folder / "model.safetensors"

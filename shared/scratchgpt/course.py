@@ -148,10 +148,10 @@ def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = 
 
 # The exercises' introduction tells the reader of the instructor's notebooks where the folded solutions
 # are; the student edition has none, so there it says what the cells hold instead.
-SOLUTIONS_NOTE = ("The solutions are in those cells, folded away: the cell shows only `...` until you click it. "
-                  "Instructors can build an edition without them (see the README, *For instructors*).")
-STUDENT_NOTE = ("In this edition those cells hold a stub that raises `NotImplementedError`: replace it with your "
-                "code.")
+SOLUTIONS_NOTE = ("The solutions are in those cells, folded away: the cell shows only `...` until you click "
+                  "it. Instructors can build an edition without them (see the README, *For instructors*).")
+STUDENT_NOTE = ("In this edition those cells hold a stub that raises `NotImplementedError`: replace it with "
+                "your code.")
 
 
 def _unfold_stubs(path: Path) -> None:

@@ -106,8 +106,8 @@ PROFILES: dict[str, Profile] = {
             # 2e-4, not 5e-4: at 5e-4 the last epochs swing (test accuracy 92-98% across floating-point
             # paths, tests/numerics_matrix.py); at 2e-4 every path measured lands at 97-98%
             classify_lr=2e-4,
-            # 1e-3, not 2e-3: at 2e-3 a rank-32 adapter swings across floating-point paths (test accuracy 87.7%
-            # vs 58.0%, tests/numerics_matrix.py); at 1e-3 ranks 2, 8 and 32 land within a point on each path
+            # 1e-3, not 2e-3: at 2e-3 a rank-32 adapter swings across floating-point paths (test accuracy
+            # 87.7% vs 58.0%, tests/numerics_matrix.py); at 1e-3 ranks 2, 8 and 32 land within a point on each
             lora_lr=1e-3,
             instruct_epochs=2,
             instruct_lr=2e-3,
