@@ -161,7 +161,7 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         gpt2_batch: int = 2, compile: bool = False) -> dict:
     started = time.perf_counter()
     if quick:  # the CI smoke test: the smallest sizes, figures printed but not asserted
-        gpt2_steps, gen_tokens = 1, 16
+        gpt2_steps, gen_tokens, gpt2_batch = 1, 16, 1
     results = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
                            "processor": platform.processor() or platform.machine(), **cpu_features()}}
     rate = matmul_rate(512 if quick else 1024)
@@ -175,8 +175,8 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     tiny = profile("tiny")
     gpt2 = GPT2_SIZES["124M"]
     for name, cfg, batch, T, steps in [
-        ("tiny profile", tiny.model, 8, tiny.model.context_length, 2 if quick else 3),
-        ("GPT-2 124M", gpt2, gpt2_batch, 64 if quick else gpt2_context, gpt2_steps),
+        ("tiny profile", tiny.model, 2 if quick else 8, tiny.model.context_length, 2 if quick else 3),
+        ("GPT-2 124M", gpt2, gpt2_batch, 32 if quick else gpt2_context, gpt2_steps),
     ]:
         variants = [("fp32", None, False)] + [("fp32", None, True)] * compile
         if use_bf16 and name == "GPT-2 124M":

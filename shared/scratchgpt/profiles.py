@@ -25,8 +25,8 @@ STANDIN_ENV = "SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS"
 # fewer instruction and preference examples: the stand-in runs prove that every notebook runs to the
 # end under the profile's code path, and more epochs, steps or examples would only repeat that path
 # (the stand-in's outputs mean nothing either way).
-STANDIN_LIMITS = {"pretrain_context": 64, "epochs": 1, "classify_epochs": 1, "instruct_epochs": 1,
-                  "dpo_epochs": 1, "compare_steps": 20, "tuning_examples": 64}
+STANDIN_LIMITS = {"pretrain_context": 64, "epochs": 1, "memorise_steps": 5, "classify_epochs": 1,
+                  "instruct_epochs": 1, "dpo_epochs": 1, "compare_steps": 20, "tuning_examples": 64}
 
 
 class ProfileError(RuntimeError):
@@ -49,6 +49,7 @@ class Profile:
     train_ratio: float = 0.9              # train/validation split of the pretraining text
     batch_size: int = 8
     epochs: int = 10                      # pretraining epochs over the text
+    memorise_steps: int = 40              # notebook 04's memorisation run: full-batch steps over the text's opening
     learning_rate: float = 4e-4
     weight_decay: float = 0.1
     eval_every: int = 10                  # optimizer steps between evaluations
