@@ -25,8 +25,8 @@ STANDIN_ENV = "SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS"
 # fewer instruction and preference examples: the stand-in runs prove that every notebook runs to the
 # end under the profile's code path, and more epochs, steps or examples would only repeat that path
 # (the stand-in's outputs mean nothing either way).
-STANDIN_LIMITS = {"pretrain_context": 64, "epochs": 1, "memorise_steps": 5, "classify_epochs": 1,
-                  "instruct_epochs": 1, "dpo_epochs": 1, "compare_steps": 20, "tuning_examples": 64}
+STANDIN_LIMITS = {"pretrain_context": 64, "epochs": 1, "memorise_epochs": 1, "shakespeare_steps": 5,
+                  "classify_epochs": 1, "instruct_epochs": 1, "dpo_epochs": 1, "compare_steps": 20, "tuning_examples": 64}
 
 
 class ProfileError(RuntimeError):
@@ -49,7 +49,9 @@ class Profile:
     train_ratio: float = 0.9              # train/validation split of the pretraining text
     batch_size: int = 8
     epochs: int = 10                      # pretraining epochs over the text
-    memorise_steps: int = 40              # notebook 04's memorisation run: full-batch steps over the text's opening
+    memorise_epochs: int = 40             # notebook 04's memorisation run: passes over the whole text
+    shakespeare_steps: int = 1200         # notebook 04's model of Tiny Shakespeare: optimizer steps...
+    shakespeare_batch_size: int = 2       # ...of this many windows (1,200 x 2 x 128 tokens: one pass in the tiny profile)
     learning_rate: float = 4e-4
     weight_decay: float = 0.1
     eval_every: int = 10                  # optimizer steps between evaluations
@@ -124,6 +126,8 @@ PROFILES: dict[str, Profile] = {
             pretrain_context=256,           # as the book: the 124M architecture from scratch, context 256
             batch_size=2,
             epochs=1,
+            memorise_epochs=10,             # the book's 10 epochs over The Verdict
+            shakespeare_steps=300,
             learning_rate=5e-5,
             classify_batch_size=8,
             instruct_batch_size=8,
@@ -137,6 +141,8 @@ PROFILES: dict[str, Profile] = {
             pretrain_context=256,
             batch_size=2,
             epochs=1,
+            memorise_epochs=10,
+            shakespeare_steps=300,
             learning_rate=5e-5,
         ),
         Profile(
