@@ -79,6 +79,7 @@ def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool =
     also compiles, with `compile=True`); `amp_dtype=torch.bfloat16` autocasts the forward pass."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0))
+    model.tied_grad_in_place = not compile    # as the trainer sets it for one process
     opt = make_optimizer(model, lr=1e-4, fused=fused)
     net = torch.compile(model) if compile else model
     x = torch.randint(0, cfg.vocab_size, (batch, T))

@@ -63,6 +63,8 @@ class GPT(nn.Module):
         if cfg.tie_weights:
             # one matrix maps ids to vectors and vectors back to scores over ids (saves V·d parameters)
             self.lm_head.weight = self.transformer.wte.weight
+        # The trainer and the benchmark switch this on (see `token_embeddings`); off, the plain path.
+        self.tied_grad_in_place = False
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -103,12 +105,40 @@ class GPT(nn.Module):
         that needs few positions' logits (DPO scores the response tokens only) applies `lm_head` to those."""
         start = 0 if kv_cache is None else kv_cache.length
         pos = torch.arange(start, start + idx.size(1), device=idx.device)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.drop(self.token_embeddings(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for i, block in enumerate(self.transformer.h):
             x = block(x, None if kv_cache is None else kv_cache.layers[i])
         if last_only:
             x = x[:, -1:, :]                                                              # (B, 1, C)
         return self.transformer.ln_f(x)
+
+    def token_embeddings(self, idx: torch.Tensor) -> torch.Tensor:
+        """The token embedding of `idx`, (B, T) -> (B, T, C).
+
+        With tied weights the embedding matrix gets two gradients, one from the output head and one
+        from this lookup, each a dense (V, C) tensor (154 MB for GPT-2 124M), and autograd adds them
+        into a third. Each is freshly allocated memory, so every training step faults in hundreds of
+        megabytes of new pages: on a 2-core CPU about a seventh of GPT-2 124M's fp32 step. With
+        `tied_grad_in_place` the lookup's gradient instead goes row by row into `weight.grad`
+        (`index_add_`, only the B·T rows used), with no (V, C) temporary. The sum is the same up to
+        float rounding. It needs `.backward()` filling `.grad`, not `torch.autograd.grad`, and no
+        DistributedDataParallel, which reads `.grad` before the rows arrive; the trainer sets it only
+        for a single process without torch.compile.
+        """
+        wte = self.transformer.wte
+        if not (self.tied_grad_in_place and self.config.tie_weights and torch.is_grad_enabled()
+                and wte.weight.requires_grad):
+            return wte(idx)
+        weight, rows = wte.weight, idx.reshape(-1)
+        x = nn.functional.embedding(idx, weight.detach()).requires_grad_()   # no autograd edge to `weight`
+
+        def add_rows(grad: torch.Tensor) -> None:   # the head's gradient may arrive before or after
+            if weight.grad is None:
+                weight.grad = torch.zeros_like(weight)
+            weight.grad.index_add_(0, rows, grad.reshape(-1, grad.size(-1)).to(weight.grad.dtype))
+
+        x.register_hook(add_rows)
+        return x
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)

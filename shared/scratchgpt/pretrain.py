@@ -550,6 +550,8 @@ def _run(args, cfg: RunConfig, out: Path, train_stream, val_stream, rank, world,
         write_log(out / LOG, [e for e in read_log(out / LOG) if e["step"] <= state.step])
         atomic_write_bytes(out / "run.json", (json.dumps(config_dict(cfg), indent=1) + "\n").encode())
 
+    # one process, eager: the tied embedding's gradient rows go straight into .grad (GPT.token_embeddings)
+    model.tied_grad_in_place = world == 1 and not cfg.compile
     net = ddp = model
     if world > 1:
         net = ddp = torch.nn.parallel.DistributedDataParallel(
