@@ -5,8 +5,8 @@ import pytest
 import torch
 from scratchgpt import GPTConfig
 from scratchgpt.bench import weight_bytes_per_step
-from scratchgpt.decoding import Decoder
-from scratchgpt.generation import generate
+from scratchgpt.decoding import LAYOUTS, Decoder, onednn_available
+from scratchgpt.generation import generate, logits_finite
 from scratchgpt.model import GPT
 
 CFG = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
@@ -71,23 +71,41 @@ def test_a_batch_larger_than_the_decoder_is_refused(model):
         Decoder(model).step(torch.zeros(2, 1, dtype=torch.long))
 
 
-@pytest.mark.parametrize("onednn", [True, False])
-def test_both_weight_layouts_compute_the_models_logits(model, monkeypatch, onednn):
-    """oneDNN's packed weights (where this PyTorch has them) and the plain layout both equal GPT.forward,
-    one row at a time and for several rows; the bf16 copy picks the same token as the model nearly always."""
-    from scratchgpt import decoding
-
-    if onednn and not decoding.onednn_available():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_every_weight_layout_computes_the_models_logits(model, layout):
+    """oneDNN's packed weights (where this PyTorch has them), the transposed and the model's own layout
+    all equal GPT.forward, one row at a time and for several rows; the bf16 copy picks the same token as
+    the model nearly always."""
+    if layout == "packed" and not onednn_available():
         pytest.skip("this PyTorch has no oneDNN weight packing")
-    monkeypatch.setattr(decoding, "onednn_available", lambda: onednn)
-    dec = Decoder(model, max_batch=2)
-    assert dec.onednn is onednn
+    dec = Decoder(model, max_batch=2, layout=layout)
+    assert set(dec.layouts.values()) == {layout}
     idx = torch.randint(0, 300, (2, 12))
     with torch.no_grad():
         torch.testing.assert_close(dec.step(idx[:, :8]), model(idx[:, :8])[:, -1], atol=1e-5, rtol=1e-5)
         for t in range(8, 12):
             torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1], atol=1e-5, rtol=1e-5)
-        bf16 = Decoder(model, dtype=torch.bfloat16, max_batch=2)
+        one = Decoder(model, layout=layout)                         # a batch of one: the matrix-vector path
+        torch.testing.assert_close(one.step(idx[:1, :8]), model(idx[:1, :8])[:, -1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(one.step(idx[:1, 8:9]), model(idx[:1, :9])[:, -1], atol=1e-5, rtol=1e-5)
+        bf16 = Decoder(model, dtype=torch.bfloat16, max_batch=2, layout=layout)
         agree = sum((bf16.step(idx[:, t: t + 1]).argmax(-1) == model(idx[:, : t + 1])[:, -1].argmax(-1)).sum().item()
                     for t in range(12))
     assert agree >= 0.9 * 24                                         # teacher-forced, 2 x 12 positions
+
+
+def test_auto_layout_picks_a_candidate_per_kind_of_matrix_and_refuses_unknown_ones(model):
+    dec = Decoder(model)
+    assert set(dec.layouts) == {"c_attn", "attn.c_proj", "c_fc", "mlp.c_proj", "lm_head"}
+    assert set(dec.layouts.values()) <= set(LAYOUTS)
+    with pytest.raises(ValueError, match="layout must be 'auto' or one of .*, got 'sideways'"):
+        Decoder(model, layout="sideways")
+
+
+def test_logits_finite_catches_nan_and_inf_but_not_large_values():
+    big = torch.full((2, 50257), 3e38)                              # a float32 sum of these would overflow
+    assert logits_finite(big) and logits_finite(-big)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        x = torch.zeros(2, 50257)
+        x[1, 123] = bad
+        assert not logits_finite(x)

@@ -12,6 +12,7 @@ import torch
 from scratchgpt.checkpoint import CheckpointError, read_checkpoint
 from scratchgpt.pretokenize import pretokenize
 from scratchgpt.pretrain import parse_args, train
+from scratchgpt.training import loss_batch
 
 # fp32: these tests compare runs to within 1e-5 (bf16 is tested on its own, with its own tolerance)
 SMALL = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--context", "32", "--no-progress", "--sample-tokens", "5",
@@ -157,6 +158,25 @@ def test_bf16_training_stays_close_to_fp32(tokens, tmp_path):
     assert json.loads((tmp_path / "bfloat16" / "run.json").read_text())["amp_dtype"] == "bfloat16"
     print(f"bf16 vs fp32, 60 steps: largest relative gap in training loss {max(gaps):.2%}; "
           f"final {runs['float32'][-1]['train_loss']:.4f} vs {runs['bfloat16'][-1]['train_loss']:.4f}")
+
+
+def test_the_trainer_runs_its_fast_paths(tokens, tmp_path, monkeypatch):
+    """One process, eager: the trainer adds the tied embedding's gradient in place and computes the loss
+    chunked (both tested for equality on their own: test_tied_grad.py, test_chunked_loss.py)."""
+    import scratchgpt.pretrain as trainer
+
+    seen = []
+
+    def spy(model, inputs, targets, device=None, chunked=False):
+        seen.append((torch.is_grad_enabled(), model.tied_grad_in_place, chunked))
+        return loss_batch(model, inputs, targets, device, chunked)
+
+    monkeypatch.setattr(trainer, "loss_batch", spy)
+    train(parse_args(["--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "4", "--eval-every", "2",
+                      "--out", str(tmp_path / "run")]))
+    training, evaluation = [s for s in seen if s[0]], [s for s in seen if not s[0]]
+    assert len(training) == 4 and evaluation
+    assert all(s[1:] == (True, True) for s in training) and all(s[2] for s in evaluation)
 
 
 def test_auto_precision_is_kept_on_resume(tokens, tmp_path, monkeypatch):

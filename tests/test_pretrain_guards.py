@@ -77,8 +77,8 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tokens, tmp
     real_loss = trainer.loss_batch
     calls = {"n": 0}
 
-    def diverging(model, x, y, device=None):    # the resumed run's 2nd training batch has a NaN loss
-        loss = real_loss(model, x, y, device)
+    def diverging(model, x, y, device=None, chunked=False):    # the resumed run's 2nd training batch: a NaN loss
+        loss = real_loss(model, x, y, device, chunked)
         calls["n"] += model.training
         return loss * float("nan") if calls["n"] == 2 else loss
 

@@ -21,8 +21,9 @@ import time
 import torch
 
 from . import precision
+from .chunked_loss import chunked_cross_entropy
 from .config import GPT2_SIZES, GPTConfig, count_parameters
-from .decoding import bandwidth_share, onednn_available
+from .decoding import bandwidth_share
 from .generation import generate
 from .model import GPT
 from .precision import CLEAR_WIN
@@ -76,7 +77,8 @@ def flops_per_token(cfg: GPTConfig, T: int) -> float:
 def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False,
                    amp_dtype: torch.dtype | None = None) -> float:
     """Training tokens per second: forward, backward and AdamW step, after one warm-up step (which
-    also compiles, with `compile=True`); `amp_dtype=torch.bfloat16` autocasts the forward pass."""
+    also compiles, with `compile=True`); `amp_dtype=torch.bfloat16` autocasts the forward pass. Set up
+    as the command-line trainer runs: the tied embedding's gradient in place, the chunked loss."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0))
     model.tied_grad_in_place = not compile    # as the trainer sets it for one process
@@ -89,7 +91,7 @@ def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool =
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
             logits = net(x)
-        torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten()).backward()
+        chunked_cross_entropy(logits.flatten(0, 1), y.flatten()).backward()     # as the trainer computes it
         opt.step()
 
     step()
@@ -133,8 +135,9 @@ def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: i
 
 @torch.no_grad()
 def decoder_speed(cfg: GPTConfig, new_tokens: int, dtype: torch.dtype = torch.float32, batch: int = 1,
-                  prompt: int = 8) -> float:
-    """Tokens per second of `decoding.Decoder` (all sequences together), greedy, after a warm-up."""
+                  prompt: int = 8) -> tuple[float, dict]:
+    """Tokens per second of `decoding.Decoder` (all sequences together), greedy, after a warm-up; and
+    the weight layouts it chose for this machine."""
     from .decoding import Decoder
 
     torch.manual_seed(0)
@@ -143,7 +146,7 @@ def decoder_speed(cfg: GPTConfig, new_tokens: int, dtype: torch.dtype = torch.fl
     dec.generate(idx, 2)
     t = time.perf_counter()
     dec.generate(idx, new_tokens)
-    return batch * new_tokens / (time.perf_counter() - t)
+    return batch * new_tokens / (time.perf_counter() - t), dec.layouts
 
 
 def weight_bytes_per_step(cfg: GPTConfig, bytes_per_weight: int = 4) -> int:
@@ -171,7 +174,6 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     results |= {"matmul_gflops": rate / 1e9, "bf16_matmul_gflops": bf16_rate / 1e9, "read_gb_s": bandwidth / 1e9}
     use_bf16 = bf16_rate >= CLEAR_WIN * rate      # what `--dtype auto` decides, from the same kind of timing
     results["bf16_training"] = use_bf16
-    results["decoder_kernel"] = "oneDNN, weights packed once" if onednn_available() else "PyTorch matmul, transposed weights"
     rows = []
     tiny = profile("tiny")
     gpt2 = GPT2_SIZES["124M"]
@@ -201,7 +203,7 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
                              "ratio": cached / uncached, "weight_bytes_per_step": step_bytes,
                              "bandwidth_share": bandwidth_share(cached, step_bytes, bandwidth)}
     for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
-        tps = decoder_speed(gen_cfg, gen_tokens, dtype)
+        tps, results[f"decoder_{name}_layouts"] = decoder_speed(gen_cfg, gen_tokens, dtype)
         results["generation"][f"decoder_{name}_tokens_per_s"] = tps
         results["generation"][f"decoder_{name}_bandwidth_share"] = bandwidth_share(
             tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bandwidth)
@@ -212,7 +214,7 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     crossover = (step_bytes / bandwidth) / (flops_token / rate)
     batches = [1, 4] if quick else [1, 4, 16]
     results["batched_generation"] = {"predicted_crossover_batch": crossover, "rows": [
-        {"batch": b, "tokens_per_s": decoder_speed(gen_cfg, max(4, gen_tokens // 4), batch=b),
+        {"batch": b, "tokens_per_s": decoder_speed(gen_cfg, max(4, gen_tokens // 4), batch=b)[0],
          "memory_bound_limit": b * bandwidth / step_bytes, "compute_bound_limit": rate / flops_token}
         for b in batches]}
     results["wall_s"] = time.perf_counter() - started
@@ -225,8 +227,9 @@ def format_table(r: dict) -> str:
               f"PyTorch kernels: {m['torch_kernels']}"),
              (f"measured limits: fp32 matmul {r['matmul_gflops']:.1f} GFLOP/s, bf16 matmul {r['bf16_matmul_gflops']:.1f} "
               f"GFLOP/s, memory read {r['read_gb_s']:.1f} GB/s"),
-             (f"training precision chosen (--dtype auto): {'bf16 autocast' if r['bf16_training'] else 'fp32'}; "
-              f"decoding products: {r.get('decoder_kernel', 'not recorded')}"), "",
+             f"training precision chosen (--dtype auto): {'bf16 autocast' if r['bf16_training'] else 'fp32'}",
+             *(f"decoder weight layouts timed and chosen, {name}: " + ", ".join(f"{k} {v}" for k, v in r[key].items())
+               for name in ("fp32", "bf16") if (key := f"decoder_{name}_layouts") in r), "",
              "| training | precision | batch x context | tokens/s | MFU (of that precision's peak) |", "|---|---|---|---|---|"]
     lines += [f"| {t['model']} | {t['precision']} | {t['batch']} x {t['context']} | {t['tokens_per_s']:.0f} | {t['mfu']:.0%} |"
               for t in r["training"]]

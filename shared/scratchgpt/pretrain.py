@@ -429,7 +429,7 @@ def train_step(net, ddp, model, optimizer, stream: TokenStream, cfg: RunConfig, 
         x, y, state.position = stream.batch(state.position, cfg.batch_size, cfg.model.context_length, rank, world)
         sync = world == 1 or micro == cfg.grad_accum - 1   # DDP averages gradients on the last micro-batch only
         with (nullcontext() if sync else ddp.no_sync()), autocast:
-            loss = loss_batch(net, x, y, device) / cfg.grad_accum
+            loss = loss_batch(net, x, y, device, chunked=True) / cfg.grad_accum
         loss.backward()
         step_loss += loss.detach()
     optimizer_step(model, optimizer, cfg.grad_clip, state.step)  # NonFiniteError before a NaN reaches the weights
@@ -452,7 +452,7 @@ def evaluate(model, stream: TokenStream, cfg: RunConfig, rank: int, world: int, 
         for _ in range(cfg.eval_batches * cfg.grad_accum):
             x, y, position = stream.batch(position, cfg.batch_size, cfg.model.context_length, rank, world)
             with autocast:
-                total += loss_batch(model, x, y, device)
+                total += loss_batch(model, x, y, device, chunked=True)
             n += 1
             if position == 0:
                 break

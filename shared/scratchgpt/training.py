@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import approx
+from .chunked_loss import chunked_cross_entropy
 from .progress import progress_bar
 
 # Seconds between progress-bar redraws. In a notebook each redraw is a message from the kernel; nbval
@@ -26,10 +27,16 @@ class NonFiniteError(FloatingPointError):
     one more update would spread the NaN to every weight."""
 
 
-def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None) -> torch.Tensor:
-    """Mean cross-entropy of the next-token predictions of one batch (in fp32, also under autocast)."""
+def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None, chunked: bool = False) -> torch.Tensor:
+    """Mean cross-entropy of the next-token predictions of one batch (in fp32, also under autocast).
+
+    `chunked=True` computes the same loss with `chunked_cross_entropy`, a few rows at a time, without
+    the four (B·T, V) temporaries of `F.cross_entropy`: the command-line trainer's choice. The notebooks
+    keep `F.cross_entropy`, whose last bits their printed figures were recorded with."""
     device = device or next(model.parameters()).device
     logits = model(inputs.to(device))                                   # (B, T, V)
+    if chunked:
+        return chunked_cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
     return F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten())
 
 
