@@ -161,14 +161,15 @@ def test_bf16_training_stays_close_to_fp32(tokens, tmp_path):
 
 
 def test_the_trainer_runs_its_fast_paths(tokens, tmp_path, monkeypatch):
-    """One process, eager: the trainer adds the tied embedding's gradient in place and computes the loss
-    chunked (both tested for equality on their own: test_tied_grad.py, test_chunked_loss.py)."""
+    """One process, eager: the trainer adds the tied embedding's gradient in place, keeps the gradients in
+    buffers and computes the loss chunked (each tested for equality on its own: test_tied_grad.py,
+    test_grad_buffers.py, test_chunked_loss.py)."""
     import scratchgpt.pretrain as trainer
 
     seen = []
 
     def spy(model, inputs, targets, device=None, chunked=False):
-        seen.append((torch.is_grad_enabled(), model.tied_grad_in_place, chunked))
+        seen.append((torch.is_grad_enabled(), model.tied_grad_in_place and model.grad_buffers, chunked))
         return loss_batch(model, inputs, targets, device, chunked)
 
     monkeypatch.setattr(trainer, "loss_batch", spy)

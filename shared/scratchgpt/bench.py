@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 
 import torch
@@ -76,12 +77,13 @@ def flops_per_token(cfg: GPTConfig, T: int) -> float:
 
 def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False,
                    amp_dtype: torch.dtype | None = None) -> float:
-    """Training tokens per second: forward, backward and AdamW step, after one warm-up step (which
-    also compiles, with `compile=True`); `amp_dtype=torch.bfloat16` autocasts the forward pass. Set up
-    as the command-line trainer runs: the tied embedding's gradient in place, the chunked loss."""
+    """Training tokens per second of the median step (forward, backward and AdamW step), after one
+    warm-up step (which also compiles, with `compile=True`); `amp_dtype=torch.bfloat16` autocasts the
+    forward pass. Set up as the command-line trainer runs: the tied embedding's gradient in place,
+    gradients in kept buffers, the chunked loss."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0))
-    model.tied_grad_in_place = not compile    # as the trainer sets it for one process
+    model.tied_grad_in_place = model.grad_buffers = not compile    # as the trainer sets them for one process
     opt = make_optimizer(model, lr=1e-4, fused=fused)
     net = torch.compile(model) if compile else model
     x = torch.randint(0, cfg.vocab_size, (batch, T))
@@ -95,10 +97,12 @@ def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool =
         opt.step()
 
     step()
-    t = time.perf_counter()
+    times = []
     for _ in range(steps):
+        t = time.perf_counter()
         step()
-    return batch * T * steps / (time.perf_counter() - t)
+        times.append(time.perf_counter() - t)
+    return batch * T / statistics.median(times)   # the median step: one slow step (a busy host) moves it little
 
 
 def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1, repeats: int = 2) -> tuple[float, float]:

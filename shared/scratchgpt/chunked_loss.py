@@ -7,7 +7,8 @@ of the logits. Each is freshly allocated, so every step also faults in new pages
 with AMX that was a fifth of a bf16 training step of GPT-2 124M.
 
 `chunked_cross_entropy` computes the same mean loss from the logits as they are (bf16 or fp32):
-- forward: the log-sum-exp of each row, `chunk` rows at a time in fp32, and the target's logit;
+- forward: the log-sum-exp of each row, `chunk` rows at a time in one reused fp32 buffer, and the
+  target's logit;
   only these two numbers per row are kept;
 - backward: the gradient `softmax(row) - one_hot(target)`, scaled by the incoming gradient over the
   number of counted rows, again `chunk` rows at a time, written straight into one tensor of the
@@ -30,9 +31,14 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, chunk: int, ignore_index: int):
         counted = targets != ignore_index                                      # (N,)
         safe = targets.masked_fill(~counted, 0)
-        lse = torch.empty(logits.size(0), dtype=torch.float32, device=logits.device)
-        for s in range(0, logits.size(0), chunk):
-            lse[s: s + chunk] = torch.logsumexp(logits[s: s + chunk].float(), dim=-1)
+        N = logits.size(0)
+        lse = torch.empty(N, dtype=torch.float32, device=logits.device)
+        buf = torch.empty(min(chunk, N), logits.size(1), dtype=torch.float32, device=logits.device)  # reused
+        for s in range(0, N, chunk):
+            e = min(s + chunk, N)
+            rows = buf[: e - s].copy_(logits[s:e])
+            top = rows.amax(dim=1, keepdim=True)                               # log-sum-exp without overflow
+            lse[s:e] = (top + rows.sub_(top).exp_().sum(dim=1, keepdim=True).log_()).squeeze(1)
         target_logit = logits.gather(1, safe[:, None]).squeeze(1).float()      # (N,)
         count = counted.sum()
         ctx.save_for_backward(logits, safe, counted, lse, count)
@@ -44,9 +50,11 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         logits, safe, counted, lse, count = ctx.saved_tensors
         scale = counted.float() * (grad_loss / count)                           # (N,): 0 for ignored rows
         grad = torch.empty_like(logits)
-        for s in range(0, logits.size(0), ctx.chunk):
-            e = min(s + ctx.chunk, logits.size(0))
-            p = logits[s:e].to(torch.float32, copy=True).sub_(lse[s:e, None]).exp_()            # softmax of the rows, (rows, V)
+        N = logits.size(0)
+        buf = torch.empty(min(ctx.chunk, N), logits.size(1), dtype=torch.float32, device=logits.device)
+        for s in range(0, N, ctx.chunk):
+            e = min(s + ctx.chunk, N)
+            p = buf[: e - s].copy_(logits[s:e]).sub_(lse[s:e, None]).exp_()  # softmax of the rows, (rows, V)
             p[torch.arange(e - s, device=p.device), safe[s:e]] -= 1.0         # minus the one-hot target
             grad[s:e] = p.mul_(scale[s:e, None])
         return grad, None, None, None

@@ -551,7 +551,8 @@ def _run(args, cfg: RunConfig, out: Path, train_stream, val_stream, rank, world,
         atomic_write_bytes(out / "run.json", (json.dumps(config_dict(cfg), indent=1) + "\n").encode())
 
     # one process, eager: the tied embedding's gradient rows go straight into .grad (GPT.token_embeddings)
-    model.tied_grad_in_place = world == 1 and not cfg.compile
+    # and every weight's gradient is written into a buffer kept across steps (GPT.grad_buffers)
+    model.tied_grad_in_place = model.grad_buffers = world == 1 and not cfg.compile
     net = ddp = model
     if world > 1:
         net = ddp = torch.nn.parallel.DistributedDataParallel(
