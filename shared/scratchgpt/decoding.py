@@ -52,7 +52,7 @@ class Decoder:
         cfg = model.config
         self.config, self.dtype, self.max_batch = cfg, dtype, max_batch
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
-        self.onednn = onednn_available()
+        self.onednn = onednn_available() and model.lm_head.weight.is_cpu     # oneDNN packs for CPUs only
         candidates = [x for x in LAYOUTS if x != "packed" or self.onednn]
         if layout != "auto" and layout not in candidates:
             raise ValueError(f"layout must be 'auto' or one of {candidates} here, got {layout!r}")
