@@ -51,3 +51,51 @@ def test_bad_shapes_and_chunks_are_refused():
         chunked_cross_entropy(torch.zeros(2, 3, 4), torch.zeros(6, dtype=torch.long))
     with pytest.raises(ValueError, match="chunk must be at least 1 row, got 0"):
         chunked_cross_entropy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), chunk=0)
+
+
+def test_linear_cross_entropy_equals_the_head_then_f_cross_entropy():
+    from torch import nn
+    from scratchgpt.chunked_loss import linear_cross_entropy
+
+    torch.manual_seed(0)
+    head = nn.Linear(24, 503, bias=False)
+    hidden = torch.randn(50, 24, requires_grad=True)
+    targets = torch.randint(0, 503, (50,))
+    targets[[2, 30]] = -100
+    for _ in range(2):                                              # two backward passes: accumulation
+        ours = linear_cross_entropy(hidden, head, targets, chunk=7)
+        (0.5 * ours).backward()
+    got_h, got_w = hidden.grad.clone(), head.weight.grad.clone()
+    hidden.grad, head.weight.grad = None, None
+    for _ in range(2):
+        reference = F.cross_entropy(head(hidden), targets)
+        (0.5 * reference).backward()
+    torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(got_h, hidden.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(got_w, head.weight.grad, rtol=1e-5, atol=1e-7)
+    with torch.no_grad():                                           # evaluation: the loss only, no gradients
+        torch.testing.assert_close(linear_cross_entropy(hidden, head, targets), reference, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="takes fp32 hidden states and a bias-free fp32 head"):
+        linear_cross_entropy(hidden, nn.Linear(24, 503), targets)
+
+
+def test_gpt_loss_in_the_trainers_setup_equals_autograd_on_the_logits():
+    from scratchgpt.config import GPTConfig
+    from scratchgpt.model import GPT
+    from scratchgpt.training import loss_batch
+
+    cfg = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
+    torch.manual_seed(0)
+    plain, fast = GPT(cfg), GPT(cfg)
+    fast.load_state_dict(plain.state_dict())
+    fast.tied_grad_in_place = fast.grad_buffers = True              # as the trainer runs
+    g = torch.Generator().manual_seed(1)
+    batches = [(torch.randint(0, 300, (3, 16), generator=g), torch.randint(0, 300, (3, 16), generator=g)) for _ in range(3)]
+    for x, y in batches:                                            # gradient accumulation over 3 micro-batches
+        (F.cross_entropy(plain(x).flatten(0, 1), y.flatten()) / 3).backward()
+        (loss_batch(fast, x, y, chunked=True) / 3).backward()
+    assert "_head_grad_partial" in fast.lm_head.__dict__            # the fused head-and-loss path ran
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+    with pytest.raises(ValueError, match="token ids must lie in"):
+        fast.loss(torch.full((1, 4), 300), torch.zeros(1, 4, dtype=torch.long))

@@ -22,14 +22,13 @@ import time
 import torch
 
 from . import precision
-from .chunked_loss import chunked_cross_entropy
 from .config import GPT2_SIZES, GPTConfig, count_parameters
 from .decoding import bandwidth_share
 from .generation import generate
 from .model import GPT
 from .precision import CLEAR_WIN
 from .profiles import profile
-from .training import make_optimizer
+from .training import loss_batch, make_optimizer
 
 
 def cpu_features() -> dict:
@@ -92,8 +91,8 @@ def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool =
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            logits = net(x)
-        chunked_cross_entropy(logits.flatten(0, 1), y.flatten()).backward()     # as the trainer computes it
+            loss = loss_batch(net, x, y, chunked=True)                      # as the trainer computes it
+        loss.backward()
         opt.step()
 
     step()

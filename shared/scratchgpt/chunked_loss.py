@@ -8,11 +8,16 @@ with AMX that was a fifth of a bf16 training step of GPT-2 124M.
 
 `chunked_cross_entropy` computes the same mean loss from the logits as they are (bf16 or fp32):
 - forward: the log-sum-exp of each row, `chunk` rows at a time in one reused fp32 buffer, and the
-  target's logit;
-  only these two numbers per row are kept;
+  target's logit: only these two numbers per row are kept;
 - backward: the gradient `softmax(row) - one_hot(target)`, scaled by the incoming gradient over the
   number of counted rows, again `chunk` rows at a time, written straight into one tensor of the
   logits' dtype.
+
+`linear_cross_entropy` goes one step further for fp32 training: it takes the hidden states and the
+output head's weight and computes logits, loss and both gradients `chunk` rows at a time, so no
+(N, V) tensor exists at all (a reused (chunk, V) buffer instead). The gradients are computed in the
+forward pass (the head's three products per chunk, each streaming the 154 MB weight) and scaled by the
+incoming gradient in the backward pass.
 
 Rows whose target is `ignore_index` (-100, as in `F.cross_entropy`) count for nothing, as in
 instruction fine-tuning's masked prompts. Tested against `F.cross_entropy` (loss and gradient) in
@@ -22,6 +27,7 @@ instruction fine-tuning's masked prompts. Tested against `F.cross_entropy` (loss
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 IGNORE_INDEX = -100
 
@@ -69,3 +75,71 @@ def chunked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, chunk: in
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1 row, got {chunk}")
     return _ChunkedCrossEntropy.apply(logits, targets, chunk, ignore_index)
+
+
+def _kept(module: nn.Module, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A buffer of `module` (outside its state dict) with this shape and `like`'s dtype and device."""
+    buf = module.__dict__.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
+        buf = module.__dict__[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buf
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, head, chunk: int, ignore_index: int, grad_h: bool, grad_w: bool):
+        N, V = hidden.size(0), weight.size(0)
+        counted = targets != ignore_index
+        safe = targets.masked_fill(~counted, 0)
+        count = counted.sum()
+        scale = counted.to(hidden.dtype) / count                               # (N,): 0 for ignored rows
+        buf = _kept(head, "_logits_chunk", (min(chunk, N), V), hidden)        # the only (rows, V) tensor
+        ctx.grad_hidden = torch.empty_like(hidden) if grad_h else None
+        ctx.grad_weight = _kept(head, "_head_grad_partial", tuple(weight.shape), weight) if grad_w else None
+        losses = torch.empty(N, dtype=hidden.dtype, device=hidden.device)
+        for s in range(0, N, chunk):
+            e = min(s + chunk, N)
+            h = hidden[s:e]
+            z = torch.mm(h, weight.t(), out=buf[: e - s])                       # logits (rows, V)
+            target_logit = z.gather(1, safe[s:e, None])
+            top = z.amax(dim=1, keepdim=True)
+            total = z.sub_(top).exp_().sum(dim=1, keepdim=True)
+            losses[s:e] = (top + total.log() - target_logit).squeeze(1)
+            if grad_h or grad_w:
+                z.div_(total)                                                 # softmax
+                z[torch.arange(e - s, device=z.device), safe[s:e]] -= 1.0     # minus the one-hot target
+                z.mul_(scale[s:e, None])                                      # d loss / d logits
+                if grad_h:
+                    torch.mm(z, weight, out=ctx.grad_hidden[s:e])             # (rows, C)
+                if grad_w and s == 0:
+                    torch.mm(z.t(), h, out=ctx.grad_weight)                   # (V, C)
+                elif grad_w:
+                    ctx.grad_weight.addmm_(z.t(), h)
+        ctx.head = head
+        return (losses * counted).sum() / count
+
+    @staticmethod
+    def backward(ctx, grad_loss: torch.Tensor):
+        if ctx.grad_weight is not None:   # into .grad directly: a buffer kept across steps, or added in place
+            weight = ctx.head.weight
+            if weight.grad is None:
+                weight.grad = torch.mul(ctx.grad_weight, grad_loss,
+                                        out=_kept(ctx.head, "_weight_grad", tuple(weight.shape), weight))
+            else:
+                weight.grad.add_(ctx.grad_weight * grad_loss)
+        grad_hidden = None if ctx.grad_hidden is None else ctx.grad_hidden * grad_loss
+        return grad_hidden, None, None, None, None, None, None, None
+
+
+def linear_cross_entropy(hidden: torch.Tensor, head: nn.Linear, targets: torch.Tensor, chunk: int = 128,
+                         ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Mean cross-entropy of `head(hidden)` (hidden (N, C), a bias-free fp32 `nn.Linear` head) against
+    `targets` (N,), without the (N, V) logits; the head's weight gradient goes into `.grad` directly (a
+    buffer the head keeps across steps). Needs `.backward()` and no autocast or DDP."""
+    if hidden.dim() != 2 or targets.shape != hidden.shape[:1]:
+        raise ValueError(f"expected hidden (N, C) and targets (N,), got {tuple(hidden.shape)} and {tuple(targets.shape)}")
+    if head.bias is not None or hidden.dtype != torch.float32 or head.weight.dtype != torch.float32:
+        raise ValueError("linear_cross_entropy takes fp32 hidden states and a bias-free fp32 head")
+    grads = torch.is_grad_enabled()   # without gradients (evaluation) only the loss is computed
+    return _LinearCrossEntropy.apply(hidden, head.weight, targets, head, chunk, ignore_index,
+                                     grads and hidden.requires_grad, grads and head.weight.requires_grad)

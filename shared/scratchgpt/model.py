@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .attention import KVCache, LayerCache, MultiHeadAttention
+from .chunked_loss import linear_cross_entropy
 from .config import GPTConfig
 from .grad_buffers import linear
 
@@ -93,16 +94,26 @@ class GPT(nn.Module):
         `head_t`: the head's weight transposed and contiguous, (C, V), to use instead of `lm_head`
         (`generate` passes one; the same product, faster for a row or a few on CPUs).
         """
-        _, T = idx.shape
-        start = 0 if kv_cache is None else kv_cache.length
+        self._check_ids(idx, 0 if kv_cache is None else kv_cache.length)
+        x = self.hidden(idx, kv_cache, last_only)                                          # (B, T, C)
+        return self.lm_head(x) if head_t is None else x @ head_t                           # (B, T, V)
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the next-token predictions, `F.cross_entropy(self(idx), targets)`, with
+        the head and the loss computed together a few rows at a time (`linear_cross_entropy`): no
+        (B·T, V) logits. fp32 and `.backward()` only (the head's gradient goes straight into `.grad`);
+        the command-line trainer's path."""
+        self._check_ids(idx, 0)
+        return linear_cross_entropy(self.hidden(idx).flatten(0, 1), self.lm_head, targets.flatten(), chunk=512)
+
+    def _check_ids(self, idx: torch.Tensor, start: int) -> None:
+        T = idx.size(1)
         if start + T > self.config.context_length:
             raise ValueError(f"sequence of {start + T} tokens is longer than the context length "
                              f"{self.config.context_length}; crop it (generate() keeps the last tokens)")
         if idx.device.type != "meta" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
-        x = self.hidden(idx, kv_cache, last_only)                                          # (B, T, C)
-        return self.lm_head(x) if head_t is None else x @ head_t                           # (B, T, V)
 
     def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head. A loss

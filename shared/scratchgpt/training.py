@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from .checks import approx
 from .chunked_loss import chunked_cross_entropy
+from .model import GPT
 from .progress import progress_bar
 
 # Seconds between progress-bar redraws. In a notebook each redraw is a message from the kernel; nbval
@@ -31,13 +32,24 @@ def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None, 
     """Mean cross-entropy of the next-token predictions of one batch (in fp32, also under autocast).
 
     `chunked=True` computes the same loss with `chunked_cross_entropy`, a few rows at a time, without
-    the four (B·T, V) temporaries of `F.cross_entropy`: the command-line trainer's choice. The notebooks
+    the four (B·T, V) temporaries of `F.cross_entropy`; for a GPT in fp32 with gradients, with
+    `GPT.loss`, which has no (B·T, V) logits at all. The command-line trainer's choice. The notebooks
     keep `F.cross_entropy`, whose last bits their printed figures were recorded with."""
     device = device or next(model.parameters()).device
-    logits = model(inputs.to(device))                                   # (B, T, V)
+    inputs, targets = inputs.to(device), targets.to(device)
+    if chunked and isinstance(model, GPT) and fused_head_loss(model, device):
+        return model.loss(inputs, targets)                              # no (B·T, V) logits at all
+    logits = model(inputs)                                              # (B, T, V)
     if chunked:
-        return chunked_cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())
+        return chunked_cross_entropy(logits.flatten(0, 1), targets.flatten())
     return F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten())
+
+
+def fused_head_loss(model, device) -> bool:
+    """Whether `GPT.loss` can compute this model's loss: fp32 (no autocast), a plain bias-free head."""
+    head = model.lm_head
+    return (not torch.is_autocast_enabled(torch.device(device).type) and type(head) is torch.nn.Linear and head.bias is None
+            and head.weight.dtype == torch.float32)
 
 
 def in_order(loader):
