@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .grad_buffers import kept
+
 IGNORE_INDEX = -100
 
 
@@ -77,14 +79,6 @@ def chunked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, chunk: in
     return _ChunkedCrossEntropy.apply(logits, targets, chunk, ignore_index)
 
 
-def _kept(module: nn.Module, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """A buffer of `module` (outside its state dict) with this shape and `like`'s dtype and device."""
-    buf = module.__dict__.get(name)
-    if buf is None or buf.shape != shape or buf.dtype != like.dtype or buf.device != like.device:
-        buf = module.__dict__[name] = torch.empty(shape, dtype=like.dtype, device=like.device)
-    return buf
-
-
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, head, chunk: int, ignore_index: int, grad_h: bool, grad_w: bool):
@@ -93,9 +87,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
         safe = targets.masked_fill(~counted, 0)
         count = counted.sum()
         scale = counted.to(hidden.dtype) / count                               # (N,): 0 for ignored rows
-        buf = _kept(head, "_logits_chunk", (min(chunk, N), V), hidden)        # the only (rows, V) tensor
+        buf = kept(head, "_logits_chunk", (min(chunk, N), V), hidden)        # the only (rows, V) tensor
         ctx.grad_hidden = torch.empty_like(hidden) if grad_h else None
-        ctx.grad_weight = _kept(head, "_head_grad_partial", tuple(weight.shape), weight) if grad_w else None
+        ctx.grad_weight = kept(head, "_head_grad_partial", weight.shape, weight) if grad_w else None
         losses = torch.empty(N, dtype=hidden.dtype, device=hidden.device)
         for s in range(0, N, chunk):
             e = min(s + chunk, N)
@@ -124,7 +118,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
             weight = ctx.head.weight
             if weight.grad is None:
                 weight.grad = torch.mul(ctx.grad_weight, grad_loss,
-                                        out=_kept(ctx.head, "_weight_grad", tuple(weight.shape), weight))
+                                        out=kept(ctx.head, "_weight_grad", weight.shape, weight))
             else:
                 weight.grad.add_(ctx.grad_weight * grad_loss)
         grad_hidden = None if ctx.grad_hidden is None else ctx.grad_hidden * grad_loss

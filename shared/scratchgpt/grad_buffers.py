@@ -27,12 +27,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _kept(module: nn.Module, name: str, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """The module's buffer `name` with `like`'s shape and `dtype`, made once (not in the state dict)."""
+def kept(module: nn.Module, name: str, shape: tuple[int, ...], like: torch.Tensor,
+         dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The module's buffer `name` of this shape, with `like`'s device and dtype (or `dtype`), made once
+    and kept across steps (an attribute outside the state dict, so checkpoints do not change)."""
+    dtype = dtype or like.dtype
     buf = module.__dict__.get(name)
-    if buf is None or buf.shape != like.shape or buf.dtype != dtype or buf.device != like.device:
-        buf = torch.empty(like.shape, dtype=dtype, device=like.device)
-        module.__dict__[name] = buf
+    if buf is None or buf.shape != shape or buf.dtype != dtype or buf.device != like.device:
+        buf = module.__dict__[name] = torch.empty(shape, dtype=dtype, device=like.device)
     return buf
 
 
@@ -41,7 +43,7 @@ class _Linear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, module: nn.Module):
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
-        w = weight if dtype == weight.dtype else _kept(module, "_weight_cast", weight, dtype).copy_(weight)
+        w = weight if dtype == weight.dtype else kept(module, "_weight_cast", weight.shape, weight, dtype).copy_(weight)
         x = x.to(dtype)
         with torch.autocast(device, enabled=False):
             y = F.linear(x, w, None if bias is None else bias.to(dtype))
@@ -58,13 +60,13 @@ class _Linear(torch.autograd.Function):
         grad_x = (g @ w).view(*grad_y.shape[:-1], w.size(1))                   # (..., in)
         if g.dtype == weight.dtype:                                            # fp32: straight into .grad
             if weight.grad is None:
-                weight.grad = torch.mm(g.t(), rows, out=_kept(module, "_weight_grad", weight, weight.dtype))
+                weight.grad = torch.mm(g.t(), rows, out=kept(module, "_weight_grad", weight.shape, weight))
             else:
                 weight.grad.addmm_(g.t(), rows)
         else:                                                                  # bf16 product, fp32 .grad
-            low = torch.mm(g.t(), rows, out=_kept(module, "_weight_grad_low", weight, g.dtype))
+            low = torch.mm(g.t(), rows, out=kept(module, "_weight_grad_low", weight.shape, weight, g.dtype))
             if weight.grad is None:
-                weight.grad = _kept(module, "_weight_grad", weight, weight.dtype).copy_(low)
+                weight.grad = kept(module, "_weight_grad", weight.shape, weight).copy_(low)
             else:
                 weight.grad.add_(low)
         grad_bias = g.sum(0).to(weight.dtype) if ctx.has_bias else None

@@ -100,7 +100,7 @@ class GPT(nn.Module):
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of the next-token predictions, `F.cross_entropy(self(idx), targets)`, with
-        the head and the loss computed together a few rows at a time (`linear_cross_entropy`): no
+        the head and the loss computed together 512 rows at a time (`linear_cross_entropy`): no
         (B·T, V) logits. fp32 and `.backward()` only (the head's gradient goes straight into `.grad`);
         the command-line trainer's path."""
         self._check_ids(idx, 0)
