@@ -12,14 +12,32 @@ from scratchgpt.model import GPT
 CFG = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
 
 
-@pytest.fixture
-def model():
+def make_model() -> GPT:
     torch.manual_seed(0)
     m = GPT(CFG).eval()
     with torch.no_grad():   # larger weights than the initialisation: peaked logits, few near-ties
         for p in m.parameters():
             p.mul_(8 if p.dim() >= 2 else 1)
     return m
+
+
+@pytest.fixture
+def model():
+    return make_model()
+
+
+def next_token_agreement(a: Decoder, b: Decoder, rounds: int, seed: int) -> tuple[int, int]:
+    """Teacher-forced next-token choices of two decoders over `rounds` random 16-token texts (a batch
+    of `a.max_batch`): (positions where their argmax agrees, positions)."""
+    torch.manual_seed(seed)
+    agree = total = 0
+    for _ in range(rounds):
+        idx = torch.randint(0, 300, (a.max_batch, 16))
+        a.length = b.length = 0
+        for t in range(16):
+            agree += (a.step(idx[:, t: t + 1]).argmax(-1) == b.step(idx[:, t: t + 1]).argmax(-1)).sum().item()
+            total += a.max_batch
+    return agree, total
 
 
 def test_logits_equal_the_models(model):
@@ -52,15 +70,7 @@ def test_bf16_copy_agrees_with_fp32_and_reads_half_the_bytes(model):
     fp32, bf16 = Decoder(model), Decoder(model, dtype=torch.bfloat16)
     assert fp32.weight_bytes_per_step() == weight_bytes_per_step(CFG)
     assert bf16.weight_bytes_per_step() < 0.52 * fp32.weight_bytes_per_step()    # the norms stay fp32
-    torch.manual_seed(1)
-    agree = total = 0
-    for _ in range(20):                                              # teacher-forced next-token choices
-        idx = torch.randint(0, 300, (1, 16))
-        fp32.length = bf16.length = 0
-        for t in range(16):
-            a, b = fp32.step(idx[:, t: t + 1]), bf16.step(idx[:, t: t + 1])
-            agree += int(a.argmax() == b.argmax())
-            total += 1
+    agree, total = next_token_agreement(fp32, bf16, rounds=20, seed=1)
     rate = agree / total
     print(f"bf16 decoder: the same next token as fp32 at {rate:.1%} of {total} positions")
     assert rate >= 0.95
@@ -109,3 +119,43 @@ def test_logits_finite_catches_nan_and_inf_but_not_large_values():
         x = torch.zeros(2, 50257)
         x[1, 123] = bad
         assert not logits_finite(x)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """An fp32 and a bf16 decoder compiled for batches of 2, of the same model as `model` (compiling
+    takes seconds, so once for the module's tests)."""
+    m = make_model()
+    return m, Decoder(m, max_batch=2, compile=True), Decoder(m, dtype=torch.bfloat16, max_batch=2, compile=True)
+
+
+def test_the_compiled_step_computes_the_models_logits_and_never_recompiles(compiled):
+    model, dec, _ = compiled
+    idx = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True):
+        dec.length = 0
+        torch.testing.assert_close(dec.step(idx[:, :8]), model(idx[:, :8])[:, -1], atol=1e-5, rtol=1e-5)
+        for t in range(8, 12):                                       # one token each: the compiled graph
+            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1], atol=1e-4, rtol=1e-4)
+        # its key/value cache is the decoder's: an eager step after compiled ones sees the same context
+        dec.length = 11
+        torch.testing.assert_close(dec.step(idx[:1, 11:12]), model(idx[:1, :12])[:, -1], atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_greedy_tokens_equal_generate_also_past_the_context(compiled):
+    model, dec, _ = compiled
+    prompt = torch.randint(0, 300, (2, 5), generator=torch.Generator().manual_seed(3))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        assert torch.equal(dec.generate(prompt, 40), generate(model, prompt, 40))
+
+
+def test_compiled_bf16_agrees_with_the_eager_bf16_decoder(compiled):
+    model, _, bf16 = compiled
+    agree, total = next_token_agreement(Decoder(model, dtype=torch.bfloat16, max_batch=2), bf16, rounds=10, seed=4)
+    print(f"compiled bf16 decoder: the same next token as the eager bf16 decoder at {agree / total:.1%} of {total}")
+    assert agree >= 0.95 * total
+
+
+def test_compile_needs_the_models_own_layout(model):
+    with pytest.raises(ValueError, match="compile=True keeps the weights in the model's own layout"):
+        Decoder(model, layout="packed", compile=True)

@@ -4,7 +4,8 @@
 
 Prints one table: the measured fp32 matmul rate (the practical ceiling), training tokens per second
 and model FLOPs utilisation (MFU) for the tiny profile's model and a GPT-2 124M-shaped model,
-teaching vs fused attention, and generation with and without the key/value cache.
+teaching vs fused attention, and generation with and without the key/value cache, with the fast
+decoder (eager, and compiled: not with --quick).
 
 FLOPs per token follow the usual reference GPT code, 6·N + 12·L·d·T, where N counts the
 non-embedding parameters plus the output head (the head's matmul is real work even when its weight is
@@ -138,13 +139,14 @@ def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: i
 
 @torch.no_grad()
 def decoder_speed(cfg: GPTConfig, new_tokens: int, dtype: torch.dtype = torch.float32, batch: int = 1,
-                  prompt: int = 8) -> tuple[float, dict]:
+                  prompt: int = 8, compile: bool = False) -> tuple[float, dict]:
     """Tokens per second of `decoding.Decoder` (all sequences together), greedy, after a warm-up; and
-    the weight layouts it chose for this machine."""
+    the weight layouts it chose for this machine. `compile=True`: the decoder's compiled one-token step
+    (compiled while the decoder is built, before the timing)."""
     from .decoding import Decoder
 
     torch.manual_seed(0)
-    dec = Decoder(GPT(cfg.with_(dropout=0.0)).eval(), dtype=dtype, max_batch=batch)
+    dec = Decoder(GPT(cfg.with_(dropout=0.0)).eval(), dtype=dtype, max_batch=batch, compile=compile)
     idx = torch.randint(0, cfg.vocab_size, (batch, prompt))
     dec.generate(idx, 2)
     t = time.perf_counter()
@@ -210,6 +212,11 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         results["generation"][f"decoder_{name}_tokens_per_s"] = tps
         results["generation"][f"decoder_{name}_bandwidth_share"] = bandwidth_share(
             tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bandwidth)
+        if not quick:   # compiling takes about 20 s per precision for GPT-2 124M
+            tps, _ = decoder_speed(gen_cfg, gen_tokens, dtype, compile=True)
+            results["generation"][f"decoder_{name}_compiled_tokens_per_s"] = tps
+            results["generation"][f"decoder_{name}_compiled_bandwidth_share"] = bandwidth_share(
+                tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bandwidth)
     # batches: one step reads the weights once for the whole batch, so tokens/s grows with the batch
     # until the matmuls' FLOPs, not the bytes, take the longer time: the crossover batch is where
     # batch x FLOPs per token / FLOP rate = bytes per step / bandwidth
@@ -249,6 +256,9 @@ def format_table(r: dict) -> str:
               f"{g['decoder_fp32_bandwidth_share']:.0%} of the memory bandwidth |",
               f"| fast decoder, bf16 weights | {g['decoder_bf16_tokens_per_s']:.1f} | "
               f"{g['decoder_bf16_bandwidth_share']:.0%} of the memory bandwidth |"]
+    lines += [f"| fast decoder compiled (compile=True), {name} weights | {g[key + '_tokens_per_s']:.1f} | "
+              f"{g[key + '_bandwidth_share']:.0%} of the memory bandwidth |"
+              for name in ("fp32", "bf16") if (key := f"decoder_{name}_compiled") + "_tokens_per_s" in g]
     b = r["batched_generation"]
     lines += ["", "| fast decoder (fp32), batch | tokens/s | memory-bound limit | compute-bound limit |", "|---|---|---|---|"]
     lines += [f"| {row['batch']} | {row['tokens_per_s']:.1f} | {row['memory_bound_limit']:.0f} | {row['compute_bound_limit']:.0f} |"
