@@ -159,3 +159,23 @@ def test_compiled_bf16_agrees_with_the_eager_bf16_decoder(compiled):
 def test_compile_needs_the_models_own_layout(model):
     with pytest.raises(ValueError, match="compile=True keeps the weights in the model's own layout"):
         Decoder(model, layout="packed", compile=True)
+
+
+def test_each_compiled_decoder_gets_its_own_graph_beyond_the_recompile_limit(model):
+    """torch.compile keeps at most `recompile_limit` graphs per function (8 by default); past it, it
+    runs the function uncompiled without an error. Each decoder's step is its own function, so even
+    with a limit of 1 a second decoder is compiled, and both compute their model's logits."""
+    from torch._dynamo.utils import counters
+
+    other = make_model()
+    with torch.no_grad():
+        other.lm_head.weight.mul_(-1)                               # another model: different logits
+    idx = torch.randint(0, 300, (1, 7), generator=torch.Generator().manual_seed(5))
+    with torch._dynamo.config.patch(recompile_limit=1):
+        before = counters["stats"]["unique_graphs"]
+        decoders = [(m, Decoder(m, compile=True)) for m in (model, other)]
+        assert counters["stats"]["unique_graphs"] - before == 2
+        with torch.no_grad():
+            for m, dec in decoders:
+                dec.step(idx[:, :6])
+                torch.testing.assert_close(dec.step(idx[:, 6:]), m(idx)[:, -1], atol=1e-4, rtol=1e-4)
