@@ -179,3 +179,13 @@ def test_each_compiled_decoder_gets_its_own_graph_beyond_the_recompile_limit(mod
             for m, dec in decoders:
                 dec.step(idx[:, :6])
                 torch.testing.assert_close(dec.step(idx[:, 6:]), m(idx)[:, -1], atol=1e-4, rtol=1e-4)
+
+
+def test_a_failed_compile_says_what_failed(model, monkeypatch):
+    def compile_without_a_compiler(module, **kwargs):
+        def run(*args):
+            raise OSError("g++: command not found")
+        return run
+    monkeypatch.setattr(torch, "compile", compile_without_a_compiler)
+    with pytest.raises(RuntimeError, match=r"torch.compile could not compile .* C\+\+ compiler.*OSError: g\+\+: command not found"):
+        Decoder(model, compile=True)

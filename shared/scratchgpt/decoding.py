@@ -116,9 +116,14 @@ class Decoder:
             # cpp_wrapper: the graph's kernels are called from C++, not Python. The autotuner's timing
             # tables (stderr) are kept in self.compile_log.
             log = io.StringIO()
-            with torch.no_grad(), contextlib.redirect_stderr(log), torch._inductor.config.patch(
-                    freezing=True, cpp_wrapper=True, max_autotune_report_choices_stats=False):
-                one_token(x, torch.tensor(0))
+            try:
+                with torch.no_grad(), contextlib.redirect_stderr(log), torch._inductor.config.patch(
+                        freezing=True, cpp_wrapper=True, max_autotune_report_choices_stats=False):
+                    one_token(x, torch.tensor(0))
+            except Exception as e:   # e.g. no C++ compiler: say what failed, keep inductor's error below
+                raise RuntimeError(f"Decoder(compile=True): torch.compile could not compile the one-token step "
+                                   f"(it needs a working C++ compiler on a CPU); use compile=False. "
+                                   f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
             self.compile_log = log.getvalue()
             self.kv.zero_()
             self.one_token = one_token
