@@ -32,9 +32,9 @@ stays one opaque operation (`scratchgpt::cached_attention`): its length grows ev
 graph with a growing shape would lose the fast kernels. Compiling takes seconds (about 20 s for GPT-2
 124M on 2 cores) and needs a C++ compiler; it is done once, when the decoder is built. The compiled
 graph, with its own packed copy of the weights, stays in memory until the process ends, even after the
-decoder is deleted (torch.compile keeps it): build one compiled decoder per model and reuse it. On the 2-core
-Xeon with AMX, GPT-2 124M, batch 1: bf16 77-87 tokens/s compiled against 64-70 eager (the graph's
-products read 23-27 GB/s); fp32 about the same either way, so eager stays the default.
+decoder is deleted (torch.compile keeps it): build one compiled decoder per model and reuse it.
+On the 2-core Xeon with AMX, GPT-2 124M, batch 1: bf16 77-88 tokens/s compiled against 64-70 eager
+(the graph's products read 23-27 GB/s); fp32 about the same either way, so eager stays the default.
 
 It computes what `GPT.forward` computes (tested, for every layout and compiled: the same greedy tokens
 as `generate` in fp32) and is meant for inference only: it copies the weights, so later training of

@@ -42,7 +42,7 @@ def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None, 
     logits = model(inputs)                                              # (B, T, V)
     if chunked:
         return chunked_cross_entropy(logits.flatten(0, 1), targets.flatten())
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten())
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
 
 
 def fused_head_loss(model, device) -> bool:
