@@ -52,3 +52,24 @@ def test_weight_bytes_of_a_decoding_step_are_the_models_own():
     read = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("transformer.wpe"))
     assert weight_bytes_per_step(cfg) == 4 * read                     # wte is read whole, as the head
     assert weight_bytes_per_step(cfg, bytes_per_weight=2) == 2 * read
+
+
+def test_limits_are_measured_beside_each_figure_and_the_higher_counts(monkeypatch):
+    """`Limits.beside` measures the limit just before and just after the workload and keeps the higher:
+    a hand-worked sequence of stand-in measurements."""
+    from scratchgpt import bench
+
+    readings = iter([30e9, 50e9, 40e9, 35e9])
+    monkeypatch.setattr(bench, "memory_bandwidth", lambda megabytes: next(readings))
+    calls = []
+    limits = bench.Limits()
+    assert limits.measure("read") == 30e9
+    assert limits.beside("read", lambda: calls.append("work") or 7.0) == (7.0, 50e9)   # before 50, after 40
+    assert calls == ["work"]
+    assert limits.samples["read"] == [30e9, 50e9, 40e9] and limits.samples["fp32"] == []
+    try:
+        limits.measure("fp16")
+    except ValueError as e:
+        assert "kind must be one of" in str(e)
+    else:
+        raise AssertionError("an unknown kind of limit was accepted")

@@ -189,3 +189,25 @@ def test_a_failed_compile_says_what_failed(model, monkeypatch):
     monkeypatch.setattr(torch, "compile", compile_without_a_compiler)
     with pytest.raises(RuntimeError, match=r"torch.compile could not compile .* C\+\+ compiler.*OSError: g\+\+: command not found"):
         Decoder(model, compile=True)
+
+
+def test_cached_attention_keeps_bf16_keys_exactly_in_an_fp32_cache_and_attends_over_them():
+    """The bf16 decoder's cache is fp32 on a CPU. One cached step, checked against attention written
+    out in float64: the new key and value land in the cache unchanged (bf16 -> fp32 is exact), and the
+    output is softmax(q·kᵀ/√hd)·v over the cached positions and the new one."""
+    model = make_model()
+    dec = Decoder(model, dtype=torch.bfloat16, max_batch=2)
+    assert dec.kv.dtype == torch.float32
+    B, H, hd, start = 2, 4, 8, 5
+    g = torch.Generator().manual_seed(6)
+    kv = torch.zeros(2, B, H, 16, hd)
+    kv[:, :, :, :start] = torch.randn(2, B, H, start, hd, generator=g)
+    qkv = torch.randn(B, 3, H, hd, generator=g).to(torch.bfloat16)
+    out = torch.ops.scratchgpt.cached_attention(qkv, kv, torch.tensor(start))
+    assert out.dtype == torch.float32 and out.shape == (B, H * hd)
+    assert torch.equal(kv[0, :, :, start], qkv[:, 1].float()) and torch.equal(kv[1, :, :, start], qkv[:, 2].float())
+    assert not kv[:, :, :, start + 1:].any()                             # nothing written past the new position
+    q, k, v = qkv[:, 0].double(), kv[0, :, :, : start + 1].double(), kv[1, :, :, : start + 1].double()
+    weights = torch.softmax(torch.einsum("bhd,bhtd->bht", q, k) / hd ** 0.5, dim=-1)
+    expected = torch.einsum("bht,bhtd->bhd", weights, v).reshape(B, H * hd)
+    torch.testing.assert_close(out.double(), expected, atol=1e-6, rtol=1e-6)

@@ -1,11 +1,14 @@
 """Benchmark: where the package stands against this machine's limit.
 
-    python -m scratchgpt.bench [--quick] [--json bench.json] [--gpt2-steps 2] [--gen-tokens 200] [--compile]
+    python -m scratchgpt.bench [--quick] [--json bench.json] [--gpt2-steps 2] [--gen-tokens 200]
+                               [--decode-rounds 3] [--compile]
 
-Prints one table: the measured fp32 matmul rate (the practical ceiling), training tokens per second
-and model FLOPs utilisation (MFU) for the tiny profile's model and a GPT-2 124M-shaped model,
-teaching vs fused attention, and generation with and without the key/value cache, with the fast
-decoder (eager, and compiled: not with --quick).
+Prints one table: the measured limits (fp32 and bf16 matmul rates, the practical ceilings, and the
+memory read bandwidth), training tokens per second and model FLOPs utilisation (MFU) for the tiny
+profile's model and a GPT-2 124M-shaped model, teaching vs fused attention, and generation with and
+without the key/value cache, with the fast decoder (eager, and compiled: not with --quick). Every
+share is of the limit measured again just before and after its own figure (`Limits`), because on a
+shared host the limits move while the benchmark runs; the table gives their range over the run.
 
 FLOPs per token follow the usual reference GPT code, 6·N + 12·L·d·T, where N counts the
 non-embedding parameters plus the output head (the head's matmul is real work even when its weight is
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import time
@@ -66,6 +70,37 @@ def memory_bandwidth(megabytes: int = 512, repeats: int = 5) -> float:
 def matmul_rate(n: int = 1024, k: int = 3072, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
     """Best matmul rate in FLOP/s for (n x k) @ (k x k) products of `dtype`, a GPT-2 MLP shape."""
     return precision.matmul_rate(n, k, k, repeats, dtype)
+
+
+class Limits:
+    """The machine's limits (fp32 and bf16 matmul peaks in FLOP/s, read bandwidth in bytes/s), measured
+    again beside each figure they judge, every sample kept.
+
+    Why again: on a shared host other tenants' load moves the limits from one minute to the next (a
+    2-core AMD EPYC VM, one afternoon: fp32 peak 99-194 GFLOP/s, bandwidth 30-57 GB/s), and a share
+    of a limit measured minutes earlier can read 116% MFU, or half the real bandwidth share. The
+    workload and the limit measured just before and after it saw the same host."""
+
+    KINDS = ("fp32", "bf16", "read")
+
+    def __init__(self, quick: bool = False):
+        self.n, self.megabytes = (512, 128) if quick else (1024, 512)
+        self.samples: dict[str, list[float]] = {k: [] for k in self.KINDS}
+
+    def measure(self, kind: str) -> float:
+        if kind not in self.KINDS:
+            raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
+        value = (memory_bandwidth(self.megabytes) if kind == "read"
+                 else matmul_rate(self.n, dtype=torch.bfloat16 if kind == "bf16" else torch.float32))
+        self.samples[kind].append(value)
+        return value
+
+    def beside(self, kind: str, measure):
+        """(`measure()`, the limit `kind` measured just before and just after it: the higher of the two,
+        since a limit is the most the machine gave)."""
+        before = self.measure(kind)
+        result = measure()
+        return result, max(before, self.measure(kind))
 
 
 def flops_per_token(cfg: GPTConfig, T: int) -> float:
@@ -139,19 +174,28 @@ def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: i
 
 @torch.no_grad()
 def decoder_speed(cfg: GPTConfig, new_tokens: int, dtype: torch.dtype = torch.float32, batch: int = 1,
-                  prompt: int = 8, compile: bool = False) -> tuple[float, dict]:
-    """Tokens per second of `decoding.Decoder` (all sequences together), greedy, after a warm-up; and
-    the weight layouts it chose for this machine. `compile=True`: the decoder's compiled one-token step
-    (compiled while the decoder is built, before the timing)."""
+                  prompt: int = 8, compile: bool = False, rounds: int = 1,
+                  limits: Limits | None = None) -> tuple[float, float, dict]:
+    """Tokens per second of `decoding.Decoder` (all sequences together), greedy, after a warm-up: the
+    best of `rounds` timed generations, each from the same prompt; the memory bandwidth measured
+    beside that round (`limits.beside`; NaN without `limits`); the weight layouts it chose for this
+    machine. With `limits`, the best round is the one with the highest share of its own bandwidth.
+    `compile=True`: the decoder's compiled one-token step (compiled while the decoder is built)."""
     from .decoding import Decoder
 
     torch.manual_seed(0)
     dec = Decoder(GPT(cfg.with_(dropout=0.0)).eval(), dtype=dtype, max_batch=batch, compile=compile)
     idx = torch.randint(0, cfg.vocab_size, (batch, prompt))
     dec.generate(idx, 2)
-    t = time.perf_counter()
-    dec.generate(idx, new_tokens)
-    return batch * new_tokens / (time.perf_counter() - t), dec.layouts
+
+    def timed() -> float:
+        t = time.perf_counter()
+        dec.generate(idx, new_tokens)
+        return batch * new_tokens / (time.perf_counter() - t)
+
+    runs = [limits.beside("read", timed) if limits else (timed(), math.nan) for _ in range(rounds)]
+    tps, bandwidth = max(runs, key=lambda r: r[0] / r[1] if limits else r[0])
+    return tps, bandwidth, dec.layouts
 
 
 def weight_bytes_per_step(cfg: GPTConfig, bytes_per_weight: int = 4) -> int:
@@ -167,15 +211,14 @@ def decode_flops_per_token(cfg: GPTConfig) -> float:
 
 
 def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_context: int = 256,
-        gpt2_batch: int = 2, compile: bool = False) -> dict:
+        gpt2_batch: int = 2, compile: bool = False, decode_rounds: int = 3) -> dict:
     started = time.perf_counter()
     if quick:  # the CI smoke test: the smallest sizes, figures printed but not asserted
-        gpt2_steps, gen_tokens, gpt2_batch = 1, 16, 1
+        gpt2_steps, gen_tokens, gpt2_batch, decode_rounds = 1, 16, 1, 1
     results = {"machine": {"threads": torch.get_num_threads(), "torch": torch.__version__,
                            "processor": platform.processor() or platform.machine(), **cpu_features()}}
-    rate = matmul_rate(512 if quick else 1024)
-    bf16_rate = matmul_rate(512 if quick else 1024, dtype=torch.bfloat16)
-    bandwidth = memory_bandwidth(128 if quick else 512)
+    limits = Limits(quick)
+    rate, bf16_rate, bandwidth = (limits.measure(k) for k in Limits.KINDS)
     results |= {"matmul_gflops": rate / 1e9, "bf16_matmul_gflops": bf16_rate / 1e9, "read_gb_s": bandwidth / 1e9}
     use_bf16 = bf16_rate >= CLEAR_WIN * rate      # what `--dtype auto` decides, from the same kind of timing
     results["bf16_training"] = use_bf16
@@ -190,10 +233,11 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         if use_bf16 and name == "GPT-2 124M":
             variants.append(("bf16", torch.bfloat16, False))
         for kind, amp, compiled in variants:
-            tps = training_speed(cfg, batch, T, steps, compile=compiled, amp_dtype=amp)
-            peak = bf16_rate if amp is not None else rate      # MFU against the peak of the precision it ran in
+            # MFU against the peak of the precision it ran in, measured beside it
+            tps, peak = limits.beside(kind, lambda: training_speed(cfg, batch, T, steps, compile=compiled, amp_dtype=amp))
             rows.append({"model": name + (", compiled" if compiled else ""), "precision": kind, "batch": batch,
-                         "context": T, "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak})
+                         "context": T, "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak,
+                         "peak_gflops": peak / 1e9})
     results["training"] = rows
     results["attention"] = []
     for T in ([128] if quick else [256, 1024]):
@@ -201,22 +245,22 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         results["attention"].append({"context": T, "teaching_s": teaching, "fast_s": fast, "ratio": teaching / fast})
     gen_cfg = tiny.model if quick else gpt2
     uncached = generation_speed(gen_cfg, gen_tokens, use_cache=False)
-    cached = generation_speed(gen_cfg, gen_tokens, use_cache=True)
+    cached, cached_bandwidth = limits.beside("read", lambda: generation_speed(gen_cfg, gen_tokens, use_cache=True))
     step_bytes = weight_bytes_per_step(gen_cfg)
     results["generation"] = {"model": "tiny profile" if quick else "GPT-2 124M", "new_tokens": gen_tokens,
-                             "uncached_tokens_per_s": uncached, "cached_tokens_per_s": cached,
+                             "rounds": decode_rounds, "uncached_tokens_per_s": uncached, "cached_tokens_per_s": cached,
                              "ratio": cached / uncached, "weight_bytes_per_step": step_bytes,
-                             "bandwidth_share": bandwidth_share(cached, step_bytes, bandwidth)}
+                             "bandwidth_share": bandwidth_share(cached, step_bytes, cached_bandwidth)}
+    g = results["generation"]
     for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
-        tps, results[f"decoder_{name}_layouts"] = decoder_speed(gen_cfg, gen_tokens, dtype)
-        results["generation"][f"decoder_{name}_tokens_per_s"] = tps
-        results["generation"][f"decoder_{name}_bandwidth_share"] = bandwidth_share(
-            tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bandwidth)
-        if not quick:   # compiling takes about 20 s per precision for GPT-2 124M
-            tps, _ = decoder_speed(gen_cfg, gen_tokens, dtype, compile=True)
-            results["generation"][f"decoder_{name}_compiled_tokens_per_s"] = tps
-            results["generation"][f"decoder_{name}_compiled_bandwidth_share"] = bandwidth_share(
-                tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bandwidth)
+        # compiling takes about 20 s per precision for GPT-2 124M: not with --quick
+        for key, compiled in [(f"decoder_{name}", False)] + [(f"decoder_{name}_compiled", True)] * (not quick):
+            tps, bw, layouts = decoder_speed(gen_cfg, gen_tokens, dtype, compile=compiled, rounds=decode_rounds,
+                                             limits=limits)
+            if not compiled:
+                results[f"decoder_{name}_layouts"] = layouts
+            g[f"{key}_tokens_per_s"], g[f"{key}_read_gb_s"] = tps, bw / 1e9
+            g[f"{key}_bandwidth_share"] = bandwidth_share(tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bw)
     # batches: one step reads the weights once for the whole batch, so tokens/s grows with the batch
     # until the matmuls' FLOPs, not the bytes, take the longer time: the crossover batch is where
     # batch x FLOPs per token / FLOP rate = bytes per step / bandwidth
@@ -227,16 +271,23 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         {"batch": b, "tokens_per_s": decoder_speed(gen_cfg, max(4, gen_tokens // 4), batch=b)[0],
          "memory_bound_limit": b * bandwidth / step_bytes, "compute_bound_limit": rate / flops_token}
         for b in batches]}
+    for kind in Limits.KINDS:   # the first samples are the ones above; the rest came beside the figures
+        limits.measure(kind)
+    results["limit_samples"] = {k: [v / 1e9 for v in vs] for k, vs in limits.samples.items()}
     results["wall_s"] = time.perf_counter() - started
     return results
 
 
 def format_table(r: dict) -> str:
-    m = r["machine"]
+    m, ls = r["machine"], r["limit_samples"]
     lines = [(f"machine: {m['threads']} threads, torch {m['torch']}; CPU features: {', '.join(m['found']) or 'none found'}; "
               f"PyTorch kernels: {m['torch_kernels']}"),
              (f"measured limits: fp32 matmul {r['matmul_gflops']:.1f} GFLOP/s, bf16 matmul {r['bf16_matmul_gflops']:.1f} "
               f"GFLOP/s, memory read {r['read_gb_s']:.1f} GB/s"),
+             ("over the run (at least {} samples each): fp32 matmul {:.0f}-{:.0f} GFLOP/s, bf16 matmul {:.0f}-{:.0f} GFLOP/s, "
+              "memory read {:.1f}-{:.1f} GB/s; each share below is of the limit measured just before and after "
+              "its figure (the higher)").format(min(len(v) for v in ls.values()), *(f(ls[k]) for k in Limits.KINDS
+                                                                                        for f in (min, max))),
              f"training precision chosen (--dtype auto): {'bf16 autocast' if r['bf16_training'] else 'fp32'}",
              *(f"decoder weight layouts timed and chosen, {name}: " + ", ".join(f"{k} {v}" for k, v in r[key].items())
                for name in ("fp32", "bf16") if (key := f"decoder_{name}_layouts") in r), "",
@@ -247,7 +298,8 @@ def format_table(r: dict) -> str:
     lines += [f"| context {a['context']} | {a['teaching_s'] * 1e3:.1f} ms | {a['fast_s'] * 1e3:.1f} ms | {a['ratio']:.2f}x |"
               for a in r["attention"]]
     g = r["generation"]
-    lines += ["", f"| generation ({g['model']}, batch 1, {g['new_tokens']} new tokens, fp32) | tokens/s | weights read |",
+    lines += ["", f"| generation ({g['model']}, batch 1, {g['new_tokens']} new tokens, fp32; decoders: best of "
+              f"{g['rounds']}) | tokens/s | weights read |",
               "|---|---|---|",
               f"| without KV cache | {g['uncached_tokens_per_s']:.1f} | |",
               f"| with KV cache | {g['cached_tokens_per_s']:.1f} | {g['bandwidth_share']:.0%} of the memory bandwidth |",
@@ -275,10 +327,14 @@ def main(argv=None) -> None:
     parser.add_argument("--gpt2-context", type=int, default=256)
     parser.add_argument("--gpt2-batch", type=int, default=2)
     parser.add_argument("--gen-tokens", type=int, default=200, help="new tokens in the generation test")
+    parser.add_argument("--decode-rounds", type=int, default=3, help="timed generations per decoder (the best counts)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training (compiling takes minutes on a CPU)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch, args.compile)
+    if args.decode_rounds < 1:
+        parser.error(f"--decode-rounds must be 1 or more, got {args.decode_rounds}")
+    results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch, args.compile,
+                  args.decode_rounds)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:
