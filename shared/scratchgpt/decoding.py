@@ -17,7 +17,10 @@ GPT-2 124M in fp32). `Decoder` makes that read as fast as it can be:
   fp32 packed 24 GB/s against 19 for `in_out`; on a 2-core Xeon with AMX, fp32 `in_out` 30 GB/s
   against 18-28 packed, but bf16 packed or `out_in` 22-26 against 9-13 for `in_out`;
 - the key/value cache is allocated once, for the whole context, and filled in place: no tensor is
-  re-allocated or copied per token;
+  re-allocated or copied per token. On a CPU it stays in fp32 even for bf16 weights (the keys and
+  values are rounded to bf16 by the products that make them, then stored exactly): PyTorch's
+  attention of one bf16 query is slow on CPUs (on the Zen 4 above, 30-324 µs a layer at 20-400 cached
+  positions, against 12-49 us in fp32), and the cache is small beside the weights;
 - the output head is computed for the last position only;
 - `dtype=torch.bfloat16` keeps a bf16 copy of the weights: half the bytes per token, so up to twice
   the tokens per second, at bf16's precision (the residual stream and the norms stay in fp32). In
@@ -35,6 +38,9 @@ graph, with its own packed copy of the weights, stays in memory until the proces
 decoder is deleted (torch.compile keeps it): build one compiled decoder per model and reuse it.
 On the 2-core Xeon with AMX, GPT-2 124M, batch 1: bf16 77-88 tokens/s compiled against 64-70 eager
 (the graph's products read 23-27 GB/s); fp32 about the same either way, so eager stays the default.
+On the 2-core Zen 4: bf16 101-133 tokens/s compiled against 71-75 eager, fp32 54-82 against 41-43
+(63-80% of the measured bandwidth compiled; the bandwidth itself moves between about 30 and 55 GB/s
+on that host).
 
 It computes what `GPT.forward` computes (tested, for every layout and compiled: the same greedy tokens
 as `generate` in fp32) and is meant for inference only: it copies the weights, so later training of
