@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import torch
+
 
 def test_bench_quick_smoke(tmp_path):
     out = tmp_path / "bench.json"
@@ -73,3 +75,31 @@ def test_limits_are_measured_beside_each_figure_and_the_higher_counts(monkeypatc
         assert "kind must be one of" in str(e)
     else:
         raise AssertionError("an unknown kind of limit was accepted")
+
+
+def test_paired_training_speed_alternates_the_precisions_and_compares_within_each_round(monkeypatch):
+    """Stand-in steps that log their calls and take known times: fp32 steps 2 units, bf16 steps 1 unit
+    in round 1 and, after the host "slows down" 3x, 3 units in round 2 (fp32 6 units). The calls must
+    alternate round by round after one warm-up each, and each round's ratio must be 2.0 however the
+    host drifted; the medians over all steps are of all the steps."""
+    from scratchgpt import bench
+
+    clock, calls, state = [0.0], [], {"slow": 1.0}
+
+    def fake_training_step(cfg, batch, T, fused=True, compile=False, amp_dtype=None):
+        name, cost = ("bf16", 1.0) if amp_dtype is torch.bfloat16 else ("fp32", 2.0)
+
+        def step():
+            calls.append(name)
+            clock[0] += cost * state["slow"]
+            if calls.count("bf16") == 3:          # the host slows after the first round (warm-up + 2 steps)
+                state["slow"] = 3.0
+        return step
+
+    monkeypatch.setattr(bench, "training_step", fake_training_step)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    (fp32, bf16), ratios = bench.paired_training_speed(None, 2, 5, 4, [None, torch.bfloat16], rounds=2)
+    assert calls == ["fp32", "bf16"] + ["fp32"] * 2 + ["bf16"] * 2 + ["fp32"] * 2 + ["bf16"] * 2
+    assert ratios == [[1.0, 2.0], [1.0, 2.0]]
+    assert fp32 == 10 / 4.0                   # steps 2, 2, 6, 6 units: median 4, 10 tokens a step
+    assert bf16 == 10 / 2.0                   # steps 1, 1, 3, 3 units: median 2

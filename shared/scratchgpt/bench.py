@@ -8,7 +8,9 @@ memory read bandwidth), training tokens per second and model FLOPs utilisation (
 profile's model and a GPT-2 124M-shaped model, teaching vs fused attention, and generation with and
 without the key/value cache, with the fast decoder (eager, and compiled: not with --quick). Every
 share is of the limit measured again just before and after its own figure (`Limits`), because on a
-shared host the limits move while the benchmark runs; the table gives their range over the run.
+shared host the limits move while the benchmark runs; the table gives their range over the run. For
+the same reason the GPT-2 124M model's fp32 and bf16 training steps are timed in alternating rounds,
+and the bf16 / fp32 speed-up is given for each round.
 
 FLOPs per token follow the usual reference GPT code, 6·N + 12·L·d·T, where N counts the
 non-embedding parameters plus the output head (the head's matmul is real work even when its weight is
@@ -98,9 +100,14 @@ class Limits:
     def beside(self, kind: str, measure):
         """(`measure()`, the limit `kind` measured just before and just after it: the higher of the two,
         since a limit is the most the machine gave)."""
-        before = self.measure(kind)
+        result, limits = self.around([kind], measure)
+        return result, limits[kind]
+
+    def around(self, kinds, measure):
+        """(`measure()`, {kind: the higher of the limit measured just before and just after it} for each kind)."""
+        before = {k: self.measure(k) for k in kinds}
         result = measure()
-        return result, max(before, self.measure(kind))
+        return result, {k: max(before[k], self.measure(k)) for k in kinds}
 
 
 def flops_per_token(cfg: GPTConfig, T: int) -> float:
@@ -110,12 +117,12 @@ def flops_per_token(cfg: GPTConfig, T: int) -> float:
     return 6 * (non_embedding + head) + 12 * L * d * T
 
 
-def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False,
-                   amp_dtype: torch.dtype | None = None) -> float:
-    """Training tokens per second of the median step (forward, backward and AdamW step), after one
-    warm-up step (which also compiles, with `compile=True`); `amp_dtype=torch.bfloat16` autocasts the
-    forward pass. Set up as the command-line trainer runs: the tied embedding's gradient in place,
-    gradients in kept buffers, the chunked loss."""
+def training_step(cfg: GPTConfig, batch: int, T: int, fused: bool = True, compile: bool = False,
+                  amp_dtype: torch.dtype | None = None):
+    """A function that runs one training step (forward, backward and AdamW step) of a fresh model on a
+    fixed random batch, set up as the command-line trainer runs: the tied embedding's gradient in
+    place, gradients in kept buffers, the chunked loss. `amp_dtype=torch.bfloat16` autocasts the
+    forward pass; with `compile=True` the first call compiles."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0))
     model.tied_grad_in_place = model.grad_buffers = not compile    # as the trainer sets them for one process
@@ -130,14 +137,51 @@ def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool =
             loss = loss_batch(net, x, y, chunked=True)                      # as the trainer computes it
         loss.backward()
         opt.step()
+    return step
 
-    step()
+
+def step_times(step, n: int) -> list[float]:
     times = []
-    for _ in range(steps):
+    for _ in range(n):
         t = time.perf_counter()
         step()
         times.append(time.perf_counter() - t)
-    return batch * T / statistics.median(times)   # the median step: one slow step (a busy host) moves it little
+    return times
+
+
+def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False,
+                   amp_dtype: torch.dtype | None = None) -> float:
+    """Training tokens per second of the median of `steps` steps (`training_step`), after one warm-up
+    step (which also compiles, with `compile=True`). The median: one slow step (a busy host) moves it little."""
+    step = training_step(cfg, batch, T, fused, compile, amp_dtype)
+    step()
+    return batch * T / statistics.median(step_times(step, steps))
+
+
+def paired_training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, amp_dtypes: list,
+                          rounds: int = 2) -> tuple[list[float], list[list[float]]]:
+    """Training tokens/s of one model in several precisions (`amp_dtypes`, None for fp32), timed in
+    alternating rounds in one process: (median tokens/s of each precision over all its steps, and
+    for each round each precision's speed-up over the first one, from that round's medians).
+
+    Why alternate: on a shared host the machine's speed drifts from minute to minute, and a ratio of
+    two figures measured minutes apart measures the drift too. Each round gives every precision
+    `steps / rounds` steps (rounded up) back to back, so a ratio compares steps that saw the same host."""
+    rounds = max(1, min(rounds, steps))
+    per_round = -(-steps // rounds)                         # at least `steps` steps in all
+    runs = [training_step(cfg, batch, T, amp_dtype=a) for a in amp_dtypes]
+    for step in runs:                                       # warm-up (first-call allocations, kernel caches)
+        step()
+    times: list[list[float]] = [[] for _ in runs]
+    ratios = []
+    for _ in range(rounds):
+        medians = []
+        for step, kept in zip(runs, times):
+            t = step_times(step, per_round)
+            kept.extend(t)
+            medians.append(statistics.median(t))
+        ratios.append([medians[0] / m for m in medians])
+    return [batch * T / statistics.median(t) for t in times], ratios
 
 
 def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1, repeats: int = 2) -> tuple[float, float]:
@@ -229,15 +273,21 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         ("tiny profile", tiny.model, 2 if quick else 8, tiny.model.context_length, 2 if quick else 3),
         ("GPT-2 124M", gpt2, gpt2_batch, 32 if quick else gpt2_context, gpt2_steps),
     ]:
-        variants = [("fp32", None, False)] + [("fp32", None, True)] * compile
-        if use_bf16 and name == "GPT-2 124M":
-            variants.append(("bf16", torch.bfloat16, False))
-        for kind, amp, compiled in variants:
-            # MFU against the peak of the precision it ran in, measured beside it
-            tps, peak = limits.beside(kind, lambda: training_speed(cfg, batch, T, steps, compile=compiled, amp_dtype=amp))
-            rows.append({"model": name + (", compiled" if compiled else ""), "precision": kind, "batch": batch,
-                         "context": T, "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak,
-                         "peak_gflops": peak / 1e9})
+        def row(kind, tps, peak, compiled=False):   # MFU against the peak of the precision it ran in, measured beside it
+            return {"model": name + (", compiled" if compiled else ""), "precision": kind, "batch": batch, "context": T,
+                    "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak, "peak_gflops": peak / 1e9}
+
+        if use_bf16 and name == "GPT-2 124M":       # fp32 and bf16 in alternating rounds: a ratio of the same host
+            ((fp32_tps, bf16_tps), ratios), peaks = limits.around(["fp32", "bf16"], lambda: paired_training_speed(
+                cfg, batch, T, steps, [None, torch.bfloat16], rounds=max(1, steps // 2)))
+            rows += [row("fp32", fp32_tps, peaks["fp32"]), row("bf16", bf16_tps, peaks["bf16"])]
+            results["bf16_over_fp32_rounds"] = [r[1] for r in ratios]
+        else:
+            tps, peak = limits.beside("fp32", lambda: training_speed(cfg, batch, T, steps))
+            rows.append(row("fp32", tps, peak))
+        if compile:
+            tps, peak = limits.beside("fp32", lambda: training_speed(cfg, batch, T, steps, compile=True))
+            rows.append(row("fp32", tps, peak, compiled=True))
     results["training"] = rows
     results["attention"] = []
     for T in ([128] if quick else [256, 1024]):
@@ -265,6 +315,8 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
     # until the matmuls' FLOPs, not the bytes, take the longer time: the crossover batch is where
     # batch x FLOPs per token / FLOP rate = bytes per step / bandwidth
     flops_token = decode_flops_per_token(gen_cfg)
+    # from the highest limits measured so far: a single sample may have caught the host in a slow minute
+    rate, bandwidth = max(limits.samples["fp32"]), max(limits.samples["read"])
     crossover = (step_bytes / bandwidth) / (flops_token / rate)
     batches = [1, 4] if quick else [1, 4, 16]
     results["batched_generation"] = {"predicted_crossover_batch": crossover, "rows": [
@@ -294,6 +346,11 @@ def format_table(r: dict) -> str:
              "| training | precision | batch x context | tokens/s | MFU (of that precision's peak) |", "|---|---|---|---|---|"]
     lines += [f"| {t['model']} | {t['precision']} | {t['batch']} x {t['context']} | {t['tokens_per_s']:.0f} | {t['mfu']:.0%} |"
               for t in r["training"]]
+    if "bf16_over_fp32_rounds" in r:
+        by_round = r["bf16_over_fp32_rounds"]
+        tps = {t["precision"]: t["tokens_per_s"] for t in r["training"] if t["model"] == "GPT-2 124M"}
+        lines.append(f"GPT-2 124M bf16 / fp32, timed in {len(by_round)} alternating round{'s' * (len(by_round) != 1)}: "
+                     + ", ".join(f"{x:.2f}x" for x in by_round) + f" (all steps' medians: {tps['bf16'] / tps['fp32']:.2f}x)")
     lines += ["", "| attention (d=768, 12 heads, fwd+bwd) | teaching | fast | teaching / fast |", "|---|---|---|---|"]
     lines += [f"| context {a['context']} | {a['teaching_s'] * 1e3:.1f} ms | {a['fast_s'] * 1e3:.1f} ms | {a['ratio']:.2f}x |"
               for a in r["attention"]]
@@ -315,7 +372,8 @@ def format_table(r: dict) -> str:
     lines += ["", "| fast decoder (fp32), batch | tokens/s | memory-bound limit | compute-bound limit |", "|---|---|---|---|"]
     lines += [f"| {row['batch']} | {row['tokens_per_s']:.1f} | {row['memory_bound_limit']:.0f} | {row['compute_bound_limit']:.0f} |"
               for row in b["rows"]]
-    lines += [f"predicted crossover from memory-bound to compute-bound: batch {b['predicted_crossover_batch']:.0f}",
+    lines += [f"predicted crossover from memory-bound to compute-bound: batch {b['predicted_crossover_batch']:.0f} "
+              "(the limits: the highest fp32 peak and bandwidth measured before it)",
               "", f"benchmark wall time: {r['wall_s']:.0f} s"]
     return "\n".join(lines)
 
@@ -323,7 +381,7 @@ def format_table(r: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scratchgpt.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smallest sizes (a smoke test)")
-    parser.add_argument("--gpt2-steps", type=int, default=2, help="timed training steps of the GPT-2 124M shape")
+    parser.add_argument("--gpt2-steps", type=int, default=2, help="timed training steps of the GPT-2 124M shape per precision (fp32 and bf16 alternate, two steps a round)")
     parser.add_argument("--gpt2-context", type=int, default=256)
     parser.add_argument("--gpt2-batch", type=int, default=2)
     parser.add_argument("--gen-tokens", type=int, default=200, help="new tokens in the generation test")
