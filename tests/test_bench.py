@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 
@@ -69,12 +70,17 @@ def test_limits_are_measured_beside_each_figure_and_the_higher_counts(monkeypatc
     assert limits.beside("read", lambda: calls.append("work") or 7.0) == (7.0, 50e9)   # before 50, after 40
     assert calls == ["work"]
     assert limits.samples["read"] == [30e9, 50e9, 40e9] and limits.samples["fp32"] == []
-    try:
+    with pytest.raises(ValueError, match="kind must be one of"):
         limits.measure("fp16")
-    except ValueError as e:
-        assert "kind must be one of" in str(e)
-    else:
-        raise AssertionError("an unknown kind of limit was accepted")
+
+
+def test_bad_counts_are_refused_by_name(capsys):
+    from scratchgpt import bench
+
+    for flag in ("--gpt2-steps", "--decode-rounds"):
+        with pytest.raises(SystemExit):
+            bench.main([flag, "0"])
+        assert f"{flag} must be 1 or more, got 0" in capsys.readouterr().err
 
 
 def test_paired_training_speed_alternates_the_precisions_and_compares_within_each_round(monkeypatch):

@@ -381,7 +381,8 @@ def format_table(r: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scratchgpt.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smallest sizes (a smoke test)")
-    parser.add_argument("--gpt2-steps", type=int, default=2, help="timed training steps of the GPT-2 124M shape per precision (fp32 and bf16 alternate, two steps a round)")
+    parser.add_argument("--gpt2-steps", type=int, default=2,
+                        help="timed training steps of the GPT-2 124M shape per precision (fp32 and bf16 alternate, two a round)")
     parser.add_argument("--gpt2-context", type=int, default=256)
     parser.add_argument("--gpt2-batch", type=int, default=2)
     parser.add_argument("--gen-tokens", type=int, default=200, help="new tokens in the generation test")
@@ -389,8 +390,9 @@ def main(argv=None) -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training (compiling takes minutes on a CPU)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.decode_rounds < 1:
-        parser.error(f"--decode-rounds must be 1 or more, got {args.decode_rounds}")
+    for flag, value in [("--gpt2-steps", args.gpt2_steps), ("--decode-rounds", args.decode_rounds)]:
+        if value < 1:
+            parser.error(f"{flag} must be 1 or more, got {value}")
     results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch, args.compile,
                   args.decode_rounds)
     print(format_table(results))

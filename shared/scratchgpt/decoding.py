@@ -20,7 +20,7 @@ GPT-2 124M in fp32). `Decoder` makes that read as fast as it can be:
   re-allocated or copied per token. On a CPU it stays in fp32 even for bf16 weights (the keys and
   values are rounded to bf16 by the products that make them, then stored exactly): PyTorch's
   attention of one bf16 query is slow on CPUs (on the Zen 4 above, 30-324 µs a layer at 20-400 cached
-  positions, against 12-49 us in fp32), and the cache is small beside the weights;
+  positions, against 12-49 µs in fp32), and the cache is small beside the weights;
 - the output head is computed for the last position only;
 - `dtype=torch.bfloat16` keeps a bf16 copy of the weights: half the bytes per token, so up to twice
   the tokens per second, at bf16's precision (the residual stream and the norms stay in fp32). In
