@@ -99,3 +99,59 @@ def test_gpt_loss_in_the_trainers_setup_equals_autograd_on_the_logits():
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
     with pytest.raises(ValueError, match="token ids must lie in"):
         fast.loss(torch.full((1, 4), 300), torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_linear_cross_entropy_under_bf16_autocast_equals_autocasts_head_then_f_cross_entropy():
+    """Under bf16 autocast the head's products run in bf16 and the softmax in fp32, as autocast runs
+    `head(hidden)` and `F.cross_entropy(logits.float(), ...)`: the same loss and gradients to bf16
+    rounding, and measurably not the fp32 ones."""
+    from torch import nn
+    from scratchgpt.chunked_loss import linear_cross_entropy
+
+    torch.manual_seed(0)
+    head = nn.Linear(48, 503, bias=False)
+    hidden = (torch.randn(50, 48) * 3).requires_grad_()
+    targets = torch.randint(0, 503, (50,))
+    targets[[2, 30]] = -100
+    grads, losses = {}, {}
+    for name in ("ours", "autocast", "fp32"):
+        hidden.grad, head.weight.grad = None, None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name != "fp32"):
+            for _ in range(2):                                      # two backward passes: accumulation
+                if name == "ours":
+                    loss = linear_cross_entropy(hidden, head, targets, chunk=7)
+                else:
+                    loss = F.cross_entropy(head(hidden).float(), targets)
+                (0.5 * loss).backward()
+        losses[name], grads[name] = loss.item(), (hidden.grad.clone(), head.weight.grad.clone())
+    assert losses["ours"] == pytest.approx(losses["autocast"], rel=1e-4)
+    assert abs(losses["ours"] - losses["fp32"]) > 10 * abs(losses["ours"] - losses["autocast"])
+    for got, ref, fp32 in zip(grads["ours"], grads["autocast"], grads["fp32"]):
+        # fp32's gradients as the exact ones: ours are off by bf16 rounding, no more than autocast's
+        ours_off, autocast_off = (got - fp32).abs().max(), (ref - fp32).abs().max()
+        assert ours_off < 0.01 * fp32.abs().max() and ours_off <= 1.5 * autocast_off
+    with torch.autocast("cpu", dtype=torch.float16), pytest.raises(ValueError, match="not under torch.float16 autocast"):
+        linear_cross_entropy(hidden, head, targets)
+
+
+def test_gpt_loss_under_bf16_autocast_in_the_trainers_setup_equals_autocast_on_the_logits():
+    from scratchgpt.config import GPTConfig
+    from scratchgpt.model import GPT
+    from scratchgpt.training import loss_batch
+
+    cfg = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
+    torch.manual_seed(0)
+    plain, fast = GPT(cfg), GPT(cfg)
+    fast.load_state_dict(plain.state_dict())
+    fast.tied_grad_in_place = fast.grad_buffers = True              # as the trainer runs
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randint(0, 300, (3, 16), generator=g), torch.randint(0, 300, (3, 16), generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = F.cross_entropy(plain(x).float().flatten(0, 1), y.flatten())
+        ours = loss_batch(fast, x, y, chunked=True)
+    reference.backward()
+    ours.backward()
+    assert "_logits_chunk_low" in fast.lm_head.__dict__             # the fused head-and-loss path ran, in bf16
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-3)
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        assert (b.grad - a.grad).abs().max() < 0.02 * a.grad.abs().max(), name

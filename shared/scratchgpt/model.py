@@ -101,8 +101,8 @@ class GPT(nn.Module):
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of the next-token predictions, `F.cross_entropy(self(idx), targets)`, with
         the head and the loss computed together 512 rows at a time (`linear_cross_entropy`): no
-        (B·T, V) logits. fp32 and `.backward()` only (the head's gradient goes straight into `.grad`);
-        the command-line trainer's path."""
+        (B·T, V) logits. fp32 or bf16 autocast (the head's products in bf16, the softmax in fp32), and
+        `.backward()` only (the head's gradient goes straight into `.grad`); the command-line trainer's path."""
         self._check_ids(idx, 0)
         return linear_cross_entropy(self.hidden(idx).flatten(0, 1), self.lm_head, targets.flatten(), chunk=512)
 

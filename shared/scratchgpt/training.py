@@ -32,7 +32,7 @@ def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None, 
     """Mean cross-entropy of the next-token predictions of one batch (in fp32, also under autocast).
 
     `chunked=True` computes the same loss with `chunked_cross_entropy`, a few rows at a time, without
-    the four (B·T, V) temporaries of `F.cross_entropy`; for a GPT in fp32 with gradients, with
+    the four (B·T, V) temporaries of `F.cross_entropy`; for a GPT in fp32 or under bf16 autocast, with
     `GPT.loss`, which has no (B·T, V) logits at all. The command-line trainer's choice. The notebooks
     keep `F.cross_entropy`, whose last bits their printed figures were recorded with."""
     device = device or next(model.parameters()).device
@@ -46,10 +46,10 @@ def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None, 
 
 
 def fused_head_loss(model, device) -> bool:
-    """Whether `GPT.loss` can compute this model's loss: fp32 (no autocast), a plain bias-free head."""
-    head = model.lm_head
-    return (not torch.is_autocast_enabled(torch.device(device).type) and type(head) is torch.nn.Linear and head.bias is None
-            and head.weight.dtype == torch.float32)
+    """Whether `GPT.loss` can compute this model's loss: fp32 or bf16 autocast, a plain bias-free fp32 head."""
+    head, kind = model.lm_head, torch.device(device).type
+    autocast_ok = not torch.is_autocast_enabled(kind) or torch.get_autocast_dtype(kind) == torch.bfloat16
+    return autocast_ok and type(head) is torch.nn.Linear and head.bias is None and head.weight.dtype == torch.float32
 
 
 def in_order(loader):
