@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scratchgpt.chunked_loss import chunked_cross_entropy
+from scratchgpt.training import loss_batch
 
 
 def test_a_hand_worked_case():
@@ -79,17 +80,21 @@ def test_linear_cross_entropy_equals_the_head_then_f_cross_entropy():
         linear_cross_entropy(hidden, nn.Linear(24, 503), targets)
 
 
-def test_gpt_loss_in_the_trainers_setup_equals_autograd_on_the_logits():
+def _plain_and_trainer_models():
+    """Two equal small GPTs, the second set up as the trainer runs it, and a seeded generator."""
     from scratchgpt.config import GPTConfig
     from scratchgpt.model import GPT
-    from scratchgpt.training import loss_batch
 
     cfg = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
     torch.manual_seed(0)
     plain, fast = GPT(cfg), GPT(cfg)
     fast.load_state_dict(plain.state_dict())
     fast.tied_grad_in_place = fast.grad_buffers = True              # as the trainer runs
-    g = torch.Generator().manual_seed(1)
+    return plain, fast, torch.Generator().manual_seed(1)
+
+
+def test_gpt_loss_in_the_trainers_setup_equals_autograd_on_the_logits():
+    plain, fast, g = _plain_and_trainer_models()
     batches = [(torch.randint(0, 300, (3, 16), generator=g), torch.randint(0, 300, (3, 16), generator=g)) for _ in range(3)]
     for x, y in batches:                                            # gradient accumulation over 3 micro-batches
         (F.cross_entropy(plain(x).flatten(0, 1), y.flatten()) / 3).backward()
@@ -135,16 +140,7 @@ def test_linear_cross_entropy_under_bf16_autocast_equals_autocasts_head_then_f_c
 
 
 def test_gpt_loss_under_bf16_autocast_in_the_trainers_setup_equals_autocast_on_the_logits():
-    from scratchgpt.config import GPTConfig
-    from scratchgpt.model import GPT
-    from scratchgpt.training import loss_batch
-
-    cfg = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
-    torch.manual_seed(0)
-    plain, fast = GPT(cfg), GPT(cfg)
-    fast.load_state_dict(plain.state_dict())
-    fast.tied_grad_in_place = fast.grad_buffers = True              # as the trainer runs
-    g = torch.Generator().manual_seed(1)
+    plain, fast, g = _plain_and_trainer_models()
     x, y = torch.randint(0, 300, (3, 16), generator=g), torch.randint(0, 300, (3, 16), generator=g)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reference = F.cross_entropy(plain(x).float().flatten(0, 1), y.flatten())
