@@ -29,6 +29,7 @@ import time
 import torch
 
 from . import precision
+from .allocator import keep_freed_memory
 from .config import GPT2_SIZES, GPTConfig, count_parameters
 from .decoding import bandwidth_share
 from .generation import generate
@@ -393,6 +394,7 @@ def main(argv=None) -> None:
     for flag, value in [("--gpt2-steps", args.gpt2_steps), ("--decode-rounds", args.decode_rounds)]:
         if value < 1:
             parser.error(f"{flag} must be 1 or more, got {value}")
+    keep_freed_memory()    # as the command-line trainer runs (see allocator.py)
     results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch, args.compile,
                   args.decode_rounds)
     print(format_table(results))

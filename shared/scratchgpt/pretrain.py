@@ -47,6 +47,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .allocator import keep_freed_memory
 from .bench import flops_per_token
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import GPTConfig
@@ -611,7 +612,9 @@ def finish(model, out: Path, args) -> None:
 
 
 def main(argv=None) -> None:
-    train(parse_args(argv))
+    args = parse_args(argv)
+    keep_freed_memory()    # a training process: no fresh pages at every step (see allocator.py)
+    train(args)
 
 
 if __name__ == "__main__":
