@@ -4,7 +4,7 @@ A training step allocates its activations and gradients (a few MB each) and free
 `malloc` hands blocks this large back to the operating system when they are freed (by `munmap`, or by
 trimming the top of its heap), so the next step gets fresh pages and the kernel zeroes each 4 KB page
 on its first write: on the 2-core Zen 4 of PERFORMANCE.md, a bf16 step of GPT-2 124M took about 42,000
-such page faults and 1.36-1.55 s, against a few hundred faults and 1.28-1.35 s with freed memory kept.
+such page faults and a median step of 1.35 s, against 0-1,000 faults and 1.25-1.28 s with freed memory kept.
 PyTorch's CPU tuning guide suggests a different allocator (jemalloc, tcmalloc) for the same reason;
 `keep_freed_memory` gets the effect from glibc itself, with no extra library.
 
