@@ -151,3 +151,54 @@ def test_gpt_loss_under_bf16_autocast_in_the_trainers_setup_equals_autocast_on_t
     assert ours.item() == pytest.approx(reference.item(), rel=1e-3)
     for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
         assert (b.grad - a.grad).abs().max() < 0.02 * a.grad.abs().max(), name
+
+
+def test_linear_cross_entropy_with_a_gradient_of_one_over_steps_and_accumulation():
+    """`loss.backward()` (an incoming gradient of exactly 1) hands the weight's gradient buffer over as
+    `.grad` without a pass over it: over several steps, with `.grad` cleared between them or added up,
+    every gradient must still equal autograd's through the head and `F.cross_entropy`."""
+    from torch import nn
+    from scratchgpt.chunked_loss import linear_cross_entropy
+
+    torch.manual_seed(0)
+    head = nn.Linear(24, 503, bias=False)
+    batches = [(torch.randn(40, 24), torch.randint(0, 503, (40,))) for _ in range(4)]
+
+    def reference(*which):
+        w = head.weight.detach().clone().requires_grad_()
+        sum(F.cross_entropy(batches[i][0] @ w.t(), batches[i][1]) for i in which).backward()
+        return w.grad
+
+    head.weight.grad = None
+    linear_cross_entropy(batches[0][0], head, batches[0][1], chunk=16).backward()
+    first = head.weight.grad
+    torch.testing.assert_close(first, reference(0), rtol=1e-5, atol=1e-7)
+    linear_cross_entropy(batches[1][0], head, batches[1][1], chunk=16).backward()    # accumulates
+    assert head.weight.grad is first
+    torch.testing.assert_close(head.weight.grad, reference(0, 1), rtol=1e-5, atol=1e-7)
+    for i in (2, 3):                                                # cleared, as optimizer.zero_grad does
+        head.weight.grad = None
+        linear_cross_entropy(batches[i][0], head, batches[i][1], chunk=16).backward()
+        torch.testing.assert_close(head.weight.grad, reference(i), rtol=1e-5, atol=1e-7)
+    assert head.weight.grad.data_ptr() != head._head_grad_partial.data_ptr()   # the next pass writes elsewhere
+
+
+def test_linear_cross_entropy_refuses_a_second_backward_pass():
+    from torch import nn
+    from scratchgpt.chunked_loss import linear_cross_entropy
+
+    head = nn.Linear(8, 30, bias=False)
+    loss = linear_cross_entropy(torch.randn(5, 8), head, torch.randint(0, 30, (5,)))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="runs once per forward pass"):
+        loss.backward()
+
+
+def test_add_rows_adds_bf16_into_fp32_block_by_block():
+    from scratchgpt.chunked_loss import add_rows
+
+    total = torch.randn(10, 3)
+    part = torch.randn(10, 3).bfloat16()
+    expected = total + part.float()                                 # bf16 values are exact in fp32
+    add_rows(total, part, rows=4)                                   # blocks of 4, 4 and 2 rows
+    assert torch.equal(total, expected)
