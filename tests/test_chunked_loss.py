@@ -194,11 +194,13 @@ def test_linear_cross_entropy_refuses_a_second_backward_pass():
         loss.backward()
 
 
-def test_add_rows_adds_bf16_into_fp32_block_by_block():
-    from scratchgpt.chunked_loss import add_rows
+def test_add_in_blocks_adds_bf16_into_fp32_block_by_block():
+    from scratchgpt.grad_buffers import add_in_blocks
 
     total = torch.randn(10, 3)
     part = torch.randn(10, 3).bfloat16()
     expected = total + part.float()                                 # bf16 values are exact in fp32
-    add_rows(total, part, rows=4)                                   # blocks of 4, 4 and 2 rows
+    add_in_blocks(total, part, block=12)                            # blocks of 4, 4 and 2 rows
     assert torch.equal(total, expected)
+    add_in_blocks(total, part, block=1)                             # at least a row at a time
+    assert torch.equal(total, expected + part.float())

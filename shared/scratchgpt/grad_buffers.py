@@ -38,6 +38,16 @@ def kept(module: nn.Module, name: str, shape: tuple[int, ...], like: torch.Tenso
     return buf
 
 
+def add_in_blocks(total: torch.Tensor, part: torch.Tensor, block: int = 1 << 18) -> None:
+    """`total += part` for a bf16 `part` and an fp32 `total` of two dimensions, about `block` values at a
+    time. PyTorch's mixed-dtype `add_` slows down on large matrices: on a 2-core Xeon, 45 ms for the
+    (50257, 768) head, 12 ms in blocks of 2**18 values (fp32 + fp32 takes 10), 1.07 against 0.42 ms
+    for a (3072, 768) matrix."""
+    rows = max(1, block // max(1, total.size(1)))
+    for s in range(0, total.size(0), rows):
+        total[s:s + rows].add_(part[s:s + rows])
+
+
 class _Linear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, module: nn.Module):
@@ -68,7 +78,7 @@ class _Linear(torch.autograd.Function):
             if weight.grad is None:
                 weight.grad = kept(module, "_weight_grad", weight.shape, weight).copy_(low)
             else:
-                weight.grad.add_(low)
+                add_in_blocks(weight.grad, low)
         grad_bias = g.sum(0).to(weight.dtype) if ctx.has_bias else None
         return grad_x, None, grad_bias, None
 
