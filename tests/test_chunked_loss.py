@@ -204,3 +204,24 @@ def test_add_in_blocks_adds_bf16_into_fp32_block_by_block():
     assert torch.equal(total, expected)
     add_in_blocks(total, part, block=1)                             # at least a row at a time
     assert torch.equal(total, expected + part.float())
+
+
+def test_linear_cross_entropy_twice_before_one_backward():
+    """Two losses through the same head summed before one backward pass: each forward pass needs its
+    own weight gradient, so the second must not write into the buffer the first still holds."""
+    from torch import nn
+    from scratchgpt.chunked_loss import linear_cross_entropy
+
+    torch.manual_seed(0)
+    head = nn.Linear(16, 200, bias=False)
+    (h1, y1), (h2, y2) = [(torch.randn(12, 16), torch.randint(0, 200, (12,))) for _ in range(2)]
+    for _ in range(2):                                              # the second time with the buffers kept
+        head.weight.grad = None
+        (linear_cross_entropy(h1, head, y1) + 0.5 * linear_cross_entropy(h2, head, y2)).backward()
+        got = head.weight.grad.clone()
+        head.weight.grad = None
+        (F.cross_entropy(head(h1), y1) + 0.5 * F.cross_entropy(head(h2), y2)).backward()
+        torch.testing.assert_close(got, head.weight.grad, rtol=1e-5, atol=1e-7)
+    linear_cross_entropy(h1, head, y1)                              # dropped without a backward pass ...
+    loss = linear_cross_entropy(h2, head, y2)                       # ... so the kept buffer is free again
+    assert head._head_grad_owner() is loss.grad_fn

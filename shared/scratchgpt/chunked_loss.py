@@ -32,6 +32,8 @@ instruction fine-tuning's masked prompts. Tested against `F.cross_entropy` (loss
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
@@ -85,6 +87,18 @@ def chunked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, chunk: in
     return _ChunkedCrossEntropy.apply(logits, targets, chunk, ignore_index)
 
 
+def _partial_buffer(ctx, head: nn.Module, weight: torch.Tensor) -> torch.Tensor:
+    """Where this forward pass writes the head's weight gradient: the buffer the head keeps, unless an
+    earlier forward pass whose backward has not run yet still holds it (two losses summed before one
+    `.backward()`); then a buffer of its own."""
+    owner = head.__dict__.get("_head_grad_owner")
+    earlier = owner() if owner is not None else None
+    if earlier is not None and not earlier.used:
+        return torch.empty_like(weight)
+    head.__dict__["_head_grad_owner"] = weakref.ref(ctx)      # gone with its graph, so a dropped loss frees it
+    return kept(head, "_head_grad_partial", weight.shape, weight)
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, head, chunk: int, ignore_index: int, grad_h: bool, grad_w: bool,
@@ -102,7 +116,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         else:
             w, hid, buf_low = weight, hidden, None
         ctx.grad_hidden = torch.empty_like(hidden) if grad_h else None
-        ctx.grad_weight = kept(head, "_head_grad_partial", weight.shape, weight) if grad_w else None
+        ctx.grad_weight = _partial_buffer(ctx, head, weight) if grad_w else None
         losses = torch.empty(N, dtype=hidden.dtype, device=hidden.device)
         for s in range(0, N, chunk):
             e = min(s + chunk, N)
@@ -144,7 +158,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
             ctx.used = True
             if not (grad_loss.device.type == "cpu" and grad_loss.item() == 1.0):   # `loss.backward()`: 1
                 partial.mul_(grad_loss)       # (a sync on a GPU is not worth saving one pass there)
-            if weight.grad is None:
+            if weight.grad is None and head.__dict__.get("_head_grad_partial") is not partial:
+                weight.grad = partial                                  # a buffer of its own (see _partial_buffer)
+            elif weight.grad is None:
                 # The scaled partial gradient becomes .grad as it is, saving a pass over the (V, C) weight;
                 # the buffer .grad had before takes its place for the next forward pass, so the two never alias.
                 weight.grad, before = partial, head.__dict__.pop("_weight_grad", None)
