@@ -158,19 +158,19 @@ class _LinearCrossEntropy(torch.autograd.Function):
             ctx.used = True
             if not (grad_loss.device.type == "cpu" and grad_loss.item() == 1.0):   # `loss.backward()`: 1
                 partial.mul_(grad_loss)       # (a sync on a GPU is not worth saving one pass there)
-            if weight.grad is None and head.__dict__.get("_head_grad_partial") is not partial:
-                weight.grad = partial                                  # a buffer of its own (see _partial_buffer)
-            elif weight.grad is None:
-                # The scaled partial gradient becomes .grad as it is, saving a pass over the (V, C) weight;
-                # the buffer .grad had before takes its place for the next forward pass, so the two never alias.
-                weight.grad, before = partial, head.__dict__.pop("_weight_grad", None)
-                head.__dict__["_weight_grad"] = partial
-                if before is None:
-                    del head.__dict__["_head_grad_partial"]      # the next forward pass makes a new one
-                else:
-                    head.__dict__["_head_grad_partial"] = before
-            else:
+            if weight.grad is not None:
                 weight.grad.add_(partial)
+            else:
+                # The scaled partial gradient becomes .grad as it is, saving a pass over the (V, C) weight.
+                weight.grad = partial
+                if head.__dict__.get("_head_grad_partial") is partial:   # the kept one (see _partial_buffer):
+                    # the buffer .grad had before takes its place for the next forward pass, so they never alias
+                    before = head.__dict__.pop("_weight_grad", None)
+                    head.__dict__["_weight_grad"] = partial
+                    if before is None:
+                        del head.__dict__["_head_grad_partial"]  # the next forward pass makes a new one
+                    else:
+                        head.__dict__["_head_grad_partial"] = before
         grad_hidden = None if ctx.grad_hidden is None else ctx.grad_hidden * grad_loss
         return grad_hidden, None, None, None, None, None, None, None, None
 
