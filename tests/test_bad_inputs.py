@@ -7,13 +7,13 @@ import pytest
 import torch
 from scratchgpt import EOT, EOT_ID, gpt2_tokenizer
 from scratchgpt.classification import SpamDataset, classify, to_classifier
+from scratchgpt.course.profiles import profile
 from scratchgpt.data import MIRROR_ENV, fetch
 from scratchgpt.dataset import GPTDataset
 from scratchgpt.generation import generate, generate_text
 from scratchgpt.instruction import InstructionDataset, collate, format_example
 from scratchgpt.model import GPT
 from scratchgpt.paths import REPO_ROOT
-from scratchgpt.profiles import profile
 
 SMALL = profile("tiny").model.with_(n_layer=1, n_embd=16, n_head=2, context_length=16)
 

@@ -2,7 +2,7 @@
 
 import re
 
-from scratchgpt.checks import approx, check, in_range
+from scratchgpt.course.checks import approx, check, in_range
 from scratchgpt.paths import REPO_ROOT
 
 

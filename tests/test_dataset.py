@@ -40,3 +40,10 @@ def test_loader_batches_real_text():
     assert torch.equal(x[:, 1:], y[:, :-1])
     assert x[0].tolist() == gpt2_tokenizer().encode(text)[:4]
     assert len(loader) == (5145 - 4 + 3) // 4 // 8
+
+
+def test_split_text_cuts_at_a_character_position():
+    from scratchgpt.dataset import split_text
+
+    assert split_text("abcdefghij", 0.9) == ("abcdefghi", "j")
+    assert split_text("abcdefghij", 0.3) == ("abc", "defghij")

@@ -4,10 +4,10 @@ agreement in bf16."""
 import pytest
 import torch
 from scratchgpt import GPTConfig
-from scratchgpt.bench import weight_bytes_per_step
-from scratchgpt.decoding import LAYOUTS, Decoder, onednn_available
+from scratchgpt.engine.decoding import LAYOUTS, Decoder, onednn_available
 from scratchgpt.generation import generate, logits_finite
 from scratchgpt.model import GPT
+from scratchgpt.tools.bench import weight_bytes_per_step
 
 CFG = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
 
@@ -129,6 +129,7 @@ def compiled():
     return m, Decoder(m, max_batch=2, compile=True), Decoder(m, dtype=torch.bfloat16, max_batch=2, compile=True)
 
 
+@pytest.mark.slow
 def test_the_compiled_step_computes_the_models_logits_and_never_recompiles(compiled):
     model, dec, _ = compiled
     idx = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(2))
@@ -142,6 +143,7 @@ def test_the_compiled_step_computes_the_models_logits_and_never_recompiles(compi
         torch.testing.assert_close(dec.step(idx[:1, 11:12]), model(idx[:1, :12])[:, -1], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_compiled_greedy_tokens_equal_generate_also_past_the_context(compiled):
     model, dec, _ = compiled
     prompt = torch.randint(0, 300, (2, 5), generator=torch.Generator().manual_seed(3))
@@ -149,6 +151,7 @@ def test_compiled_greedy_tokens_equal_generate_also_past_the_context(compiled):
         assert torch.equal(dec.generate(prompt, 40), generate(model, prompt, 40))
 
 
+@pytest.mark.slow
 def test_compiled_bf16_agrees_with_the_eager_bf16_decoder(compiled):
     model, _, bf16 = compiled
     agree, total = next_token_agreement(Decoder(model, dtype=torch.bfloat16, max_batch=2), bf16, rounds=10, seed=4)
@@ -161,6 +164,7 @@ def test_compile_needs_the_models_own_layout(model):
         Decoder(model, layout="packed", compile=True)
 
 
+@pytest.mark.slow
 def test_each_compiled_decoder_gets_its_own_graph_beyond_the_recompile_limit(model):
     """torch.compile keeps at most `recompile_limit` graphs per function (8 by default); past it, it
     runs the function uncompiled without an error. Each decoder's step is its own function, so even

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 from scratchgpt.config import GPTConfig
-from scratchgpt.dpo import (PreferenceDataset, collate_preferences, dpo_loss, load_preferences, pad_responses,
-                            response_logprobs, train_dpo)
+from scratchgpt.dpo import (
+    PreferenceDataset,
+    collate_preferences,
+    dpo_loss,
+    load_preferences,
+    pad_responses,
+    response_logprobs,
+    train_dpo,
+)
 from scratchgpt.instruction import RESPONSE_HEADER, format_input
 from scratchgpt.model import GPT
 from scratchgpt.tokenizer import EOT_ID, encode_text

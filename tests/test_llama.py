@@ -5,7 +5,6 @@ import dataclasses
 import pytest
 import torch
 import transformers
-
 from scratchgpt.config import GPTConfig
 from scratchgpt.generation import generate
 from scratchgpt.llama import Llama, LlamaConfig, RMSNorm, apply_rope, rope_angles

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 from scratchgpt import gpt2_tokenizer, read_text
-from scratchgpt.pretokenize import (
+from scratchgpt.tools.pretokenize import (
     HEADER,
     ShardError,
     pretokenize,
@@ -16,7 +16,14 @@ from scratchgpt.pretokenize import (
     shard_paths,
     write_shard,
 )
-from scratchgpt.pretrain import TokenStream
+from scratchgpt.tools.pretrain import TokenStream
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    out = tmp_path_factory.mktemp("verdict")
+    pretokenize(["the-verdict.txt"], out, progress=False)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +117,43 @@ def test_stream_reads_across_shards_and_wraps(shakespeare):
     assert nxt == 16 and np.array_equal(x.numpy().ravel(), whole[:16])
     with pytest.raises(ValueError, match="a global batch needs"):
         stream.batch(0, batch_size=1000, context=1024)
+
+
+def test_pretokenize_refuses_empty_input_and_keeps_the_shards(tmp_path, tokens):
+    out = tmp_path / "shards"
+    pretokenize(["the-verdict.txt"], out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    with pytest.raises(ValueError, match="nothing to tokenize: empty.txt is empty; the shards in .* are left as they were"):
+        pretokenize([empty], out, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_pretokenize_names_a_file_that_is_not_utf8(tmp_path):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin1.txt is not UTF-8 text \\(byte 3"):
+        pretokenize([bad], tmp_path / "out", progress=False)
+
+
+def test_a_crash_while_replacing_shards_leaves_no_set_that_can_be_used(tmp_path, monkeypatch):
+    out = tmp_path / "shards"
+    pretokenize(["the-verdict.txt"], out, progress=False)
+    real_replace = type(out).replace
+    moved = []
+
+    def crash_after_one(self, target):
+        if moved:
+            raise OSError("disk full")
+        moved.append(self)
+        return real_replace(self, target)
+
+    monkeypatch.setattr(type(out), "replace", crash_after_one)
+    with pytest.raises(OSError, match="disk full"):
+        pretokenize(["tinyshakespeare.txt"], out, progress=False, val_fraction=0.5)
+    monkeypatch.undo()
+    with pytest.raises(ShardError, match="incomplete set of shards"):
+        shard_paths(out, "train")
+    pretokenize(["the-verdict.txt"], out, progress=False)     # running it again mends the folder
+    assert shard_paths(out, "train") and not list(out.glob(".pretokenize-*"))

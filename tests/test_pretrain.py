@@ -10,9 +10,8 @@ import time
 import pytest
 import torch
 from scratchgpt.checkpoint import CheckpointError, read_checkpoint
-from scratchgpt.pretokenize import pretokenize
-from scratchgpt.pretrain import parse_args, train
-from scratchgpt.training import loss_batch
+from scratchgpt.tools.pretokenize import pretokenize
+from scratchgpt.tools.pretrain import parse_args, train
 
 # fp32: these tests compare runs to within 1e-5 (bf16 is tested on its own, with its own tolerance)
 SMALL = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--context", "32", "--no-progress", "--sample-tokens", "5",
@@ -42,6 +41,7 @@ def tokens(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_tiny_profile_end_to_end(tmp_path):
     out = tmp_path / "run"
     result = run("scratchgpt.pretrain", "--profile", "tiny", "--steps", "30", "--eval-every", "15",
@@ -57,6 +57,7 @@ def test_tiny_profile_end_to_end(tmp_path):
     assert extra["run"]["model"]["n_layer"] == 4 and extra["run"]["steps"] == 30
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_one_process(tokens, tmp_path):
     common = ["--data", str(tokens), *SMALL, "--steps", "6", "--eval-every", "1", "--dropout", "0.0"]
     train(parse_args([*common, "--batch-size", "4", "--out", str(tmp_path / "one")]))
@@ -78,6 +79,7 @@ def test_two_process_ddp_matches_one_process(tokens, tmp_path):
           f"losses {one[0]['train_loss']:.4f} -> {one[-1]['train_loss']:.4f}")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_exactly(tokens, tmp_path):
     # dropout on: resuming must also restore the random number generators
     flags = ["--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "24", "--eval-every", "1",
@@ -143,6 +145,7 @@ def test_gpu_profile_without_a_gpu_says_so(tokens, tmp_path, monkeypatch):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_bf16_training_stays_close_to_fp32(tokens, tmp_path):
     """bf16 autocast (what `--dtype auto` picks on CPUs and GPUs with bf16 units) against fp32, the
     same run otherwise: every logged training loss within 2% (bf16 keeps 8 bits of mantissa, so not
@@ -160,29 +163,27 @@ def test_bf16_training_stays_close_to_fp32(tokens, tmp_path):
           f"final {runs['float32'][-1]['train_loss']:.4f} vs {runs['bfloat16'][-1]['train_loss']:.4f}")
 
 
-def test_the_trainer_runs_its_fast_paths(tokens, tmp_path, monkeypatch):
-    """One process, eager: the trainer adds the tied embedding's gradient in place, keeps the gradients in
-    buffers and computes the loss chunked (each tested for equality on its own: test_tied_grad.py,
-    test_grad_buffers.py, test_chunked_loss.py)."""
-    import scratchgpt.pretrain as trainer
+def test_the_trainer_computes_its_loss_with_the_fused_head(tokens, tmp_path, monkeypatch):
+    """One process, eager: every training and evaluation loss goes through the engine's fused head and
+    loss (tested for equality with F.cross_entropy in test_fused_loss.py)."""
+    import scratchgpt.engine.fused_loss as engine_loss
 
     seen = []
+    real = engine_loss.fused_loss
 
-    def spy(model, inputs, targets, device=None, chunked=False):
-        seen.append((torch.is_grad_enabled(), model.tied_grad_in_place and model.grad_buffers, chunked))
-        return loss_batch(model, inputs, targets, device, chunked)
+    def spy(model, inputs, targets, chunk=512):
+        seen.append(torch.is_grad_enabled())
+        return real(model, inputs, targets, chunk)
 
-    monkeypatch.setattr(trainer, "loss_batch", spy)
+    monkeypatch.setattr(engine_loss, "fused_loss", spy)
     train(parse_args(["--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "4", "--eval-every", "2",
                       "--out", str(tmp_path / "run")]))
-    training, evaluation = [s for s in seen if s[0]], [s for s in seen if not s[0]]
-    assert len(training) == 4 and evaluation
-    assert all(s[1:] == (True, True) for s in training) and all(s[2] for s in evaluation)
+    assert seen.count(True) == 4 and False in seen
 
 
 def test_auto_precision_is_kept_on_resume(tokens, tmp_path, monkeypatch):
     """`--dtype auto` is decided by timing: a resume must keep the run's first choice, not time again."""
-    import scratchgpt.pretrain as trainer
+    import scratchgpt.tools.pretrain as trainer
 
     out = tmp_path / "run"
     flags = ["--data", str(tokens), *SMALL[:-2], "--batch-size", "2", "--eval-every", "2", "--out", str(out)]
@@ -196,7 +197,7 @@ def test_auto_precision_is_kept_on_resume(tokens, tmp_path, monkeypatch):
 def test_choosing_the_precision_draws_no_random_numbers():
     """`--dtype auto` times matrix products; it must not move the generator that dropout and the
     initial weights use (a resumed run would otherwise differ from an uninterrupted one)."""
-    from scratchgpt.precision import autocast_dtype, bf16_speedup_cpu
+    from scratchgpt.engine.precision import autocast_dtype, bf16_speedup_cpu
 
     bf16_speedup_cpu.cache_clear()
     torch.manual_seed(5)

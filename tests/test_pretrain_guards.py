@@ -12,11 +12,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from scratchgpt import pretrain as trainer
-from scratchgpt.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from scratchgpt.model import GPT
-from scratchgpt.pretokenize import ShardError, pretokenize, shard_paths, write_shard
-from scratchgpt.pretrain import RunLockedError, parse_args, train
+from scratchgpt.checkpoint import CheckpointError, read_checkpoint
+from scratchgpt.tools import pretrain as trainer
+from scratchgpt.tools.pretokenize import ShardError, pretokenize, write_shard
+from scratchgpt.tools.pretrain import RunLockedError, parse_args, train
 from scratchgpt.training import NonFiniteError
 
 SMALL = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--context", "16", "--batch-size", "2",
@@ -74,15 +73,15 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tokens, tmp
     train(small_run(tokens, out, "--steps", "4", "--eval-every", "2"))
     good = (out / "checkpoint.safetensors").read_bytes()
 
-    real_loss = trainer.loss_batch
+    real_loss = trainer.training_loss
     calls = {"n": 0}
 
-    def diverging(model, x, y, device=None, chunked=False):    # the resumed run's 2nd training batch: a NaN loss
-        loss = real_loss(model, x, y, device, chunked)
+    def diverging(model, x, y):    # the resumed run's 2nd training batch: a NaN loss
+        loss = real_loss(model, x, y)
         calls["n"] += model.training
         return loss * float("nan") if calls["n"] == 2 else loss
 
-    monkeypatch.setattr(trainer, "loss_batch", diverging)
+    monkeypatch.setattr(trainer, "training_loss", diverging)
     with pytest.raises(NonFiniteError, match="step 6: the gradient norm is nan, not a finite number"):
         train(small_run(tokens, out, "--steps", "8", "--eval-every", "2", "--warmup-steps", "0"))
     assert (out / "checkpoint.safetensors").read_bytes() == good     # step 4's checkpoint, untouched
@@ -154,60 +153,3 @@ def test_shards_of_another_tokenizer_or_vocabulary_are_refused(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_a_flipped_byte_in_a_checkpoint_is_caught(tmp_path):
-    torch.manual_seed(0)
-    model = GPT(trainer.profile("tiny").model.with_(n_layer=1, n_embd=16, n_head=2, context_length=8))
-    path = save_checkpoint(tmp_path / "c.safetensors", model)
-    payload = bytearray(path.read_bytes())
-    payload[-100] ^= 0x01                                # one bit of one weight, deep in the tensor data
-    path.write_bytes(bytes(payload))
-    with pytest.raises(CheckpointError, match="c.safetensors is corrupted: its tensors' sha256 differs"):
-        load_checkpoint(path, GPT(model.config))
-
-
-def test_a_save_removes_the_leftovers_of_an_interrupted_one(tmp_path):
-    model = GPT(trainer.profile("tiny").model.with_(n_layer=1, n_embd=16, n_head=2, context_length=8))
-    stale = tmp_path / ".c.safetensors.x1y2z3.part"
-    stale.write_bytes(b"half a checkpoint")
-    save_checkpoint(tmp_path / "c.safetensors", model)
-    assert not stale.exists() and (tmp_path / "c.safetensors").exists()
-
-
-def test_pretokenize_refuses_empty_input_and_keeps_the_shards(tmp_path, tokens):
-    out = tmp_path / "shards"
-    pretokenize(["the-verdict.txt"], out, progress=False)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
-    empty = tmp_path / "empty.txt"
-    empty.write_text("  \n")
-    with pytest.raises(ValueError, match="nothing to tokenize: empty.txt is empty; the shards in .* are left as they were"):
-        pretokenize([empty], out, progress=False)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-
-
-def test_pretokenize_names_a_file_that_is_not_utf8(tmp_path):
-    bad = tmp_path / "latin1.txt"
-    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
-    with pytest.raises(ValueError, match="latin1.txt is not UTF-8 text \\(byte 3"):
-        pretokenize([bad], tmp_path / "out", progress=False)
-
-
-def test_a_crash_while_replacing_shards_leaves_no_set_that_can_be_used(tmp_path, monkeypatch):
-    out = tmp_path / "shards"
-    pretokenize(["the-verdict.txt"], out, progress=False)
-    real_replace = type(out).replace
-    moved = []
-
-    def crash_after_one(self, target):
-        if moved:
-            raise OSError("disk full")
-        moved.append(self)
-        return real_replace(self, target)
-
-    monkeypatch.setattr(type(out), "replace", crash_after_one)
-    with pytest.raises(OSError, match="disk full"):
-        pretokenize(["tinyshakespeare.txt"], out, progress=False, val_fraction=0.5)
-    monkeypatch.undo()
-    with pytest.raises(ShardError, match="incomplete set of shards"):
-        shard_paths(out, "train")
-    pretokenize(["the-verdict.txt"], out, progress=False)     # running it again mends the folder
-    assert shard_paths(out, "train") and not list(out.glob(".pretokenize-*"))

@@ -1,9 +1,10 @@
-"""pretrained(profile): trains once, caches, reuses the cache only when it was made the same way."""
+"""The course's cached models, `pretrained(profile)` and `instruction_tuned(profile)`: each trains once,
+caches, and reuses the cache only when it was made the same way."""
 
 import dataclasses
 
 import pytest
-import scratchgpt.pretrained as pt
+import scratchgpt.course.pretrained as pt
 import torch
 from scratchgpt import GPTConfig, profile
 
@@ -47,11 +48,6 @@ def test_damaged_cache_is_rebuilt(cache_dir, capsys):
     assert same_weights(model, pt.pretrained(SMALL))
 
 
-def test_split_text():
-    assert pt.split_text("abcdefghij", 0.9) == ("abcdefghi", "j")
-    assert pt.split_text("abcdefghij", 0.3) == ("abc", "defghij")
-
-
 def test_the_recipe_holds_every_setting_that_changes_the_weights(cache_dir):
     """A cache made with another batch, accumulation, window, precision, ... must not be reused; one
     made with another evaluation interval may be (evaluations do not change the weights, see
@@ -76,19 +72,15 @@ def test_a_profile_with_gpt2_weights_caches_nothing(cache_dir):
 def test_instruction_tuned_model_is_cached_and_refused_when_stale(cache_dir, monkeypatch, capsys):
     """Notebook 11 starts from notebook 07's fine-tuned model: the cache gives the same weights as
     fine-tuning again, and a cache made with another learning rate is not reused."""
-    import scratchgpt.instruction as ins
-    import scratchgpt.paths as paths
-
-    monkeypatch.setattr(paths, "DATA_DIR", cache_dir)
-    some = ins.load_instructions()[:120]                                # the real file, cut to keep it quick
-    monkeypatch.setattr(ins, "load_instructions", lambda: some)
+    some = pt.load_instructions()[:120]                                 # the real file, cut to keep it quick
+    monkeypatch.setattr(pt, "load_instructions", lambda: some)
     few = dataclasses.replace(SMALL, instruct_epochs=1, instruct_batch_size=64)
-    tuned = ins.instruction_tuned(few)
+    tuned = pt.instruction_tuned(few)
     assert (cache_dir / "unit-test-instruct.safetensors").exists()
     assert not same_weights(tuned, pt.pretrained(few))                  # it did fine-tune
-    assert same_weights(tuned, ins.instruction_tuned(few))              # the cache gives it back
+    assert same_weights(tuned, pt.instruction_tuned(few))              # the cache gives it back
     other = dataclasses.replace(few, instruct_lr=few.instruct_lr * 2)
     capsys.readouterr()
-    redone = ins.instruction_tuned(other)
+    redone = pt.instruction_tuned(other)
     assert "fine-tuned with other settings" in capsys.readouterr().out
     assert not same_weights(redone, tuned)

@@ -24,8 +24,8 @@ def test_every_profile_has_one_window_of_every_text_it_uses():
     """The bug this guards: a profile whose windows are longer than its validation text (GPT-2's
     context 1024 against The Verdict's 534 held-out tokens) crashed notebooks 04 and 05."""
     from scratchgpt import gpt2_tokenizer, read_text
+    from scratchgpt.dataset import split_text
     from scratchgpt.evaluation import HELD_OUT_WINDOW
-    from scratchgpt.pretrained import split_text
 
     enc = gpt2_tokenizer()
     for p in PROFILES.values():
@@ -74,7 +74,7 @@ def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch,
     tiny profile (no weights) is untouched, and every use says that unverified weights are in play."""
     import torch
     from safetensors.torch import save_file
-    from scratchgpt.profiles import STANDIN_ENV, STANDIN_LIMITS
+    from scratchgpt.course.profiles import STANDIN_ENV, STANDIN_LIMITS
 
     d, vocab, context = 64, 100, 32
     tensors = {"wte.weight": torch.zeros(vocab, d), "wpe.weight": torch.zeros(context, d)}
@@ -84,7 +84,7 @@ def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch,
     monkeypatch.setenv(STANDIN_ENV, str(path))
     p = profile("gpt2")
     assert p.model == GPTConfig(vocab_size=vocab, context_length=context, n_embd=d, n_layer=2, n_head=1, dropout=0.0)
-    assert all(getattr(p, k) == v for k, v in STANDIN_LIMITS.items())
+    assert all(getattr(p, k) == v for k, v in STANDIN_LIMITS.items()) and p.weights_file == str(path)
     assert PROFILES["gpt2"].classify_epochs > p.classify_epochs and PROFILES["gpt2"].compare_steps > p.compare_steps
     assert PROFILES["gpt2"].tuning_examples is None and p.tuning_examples == 64
     assert "TEST-ONLY stand-in weights" in capsys.readouterr().err
@@ -94,11 +94,12 @@ def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch,
 def test_the_standins_instruction_tuned_cache_stays_out_of_data(monkeypatch, tmp_path):
     """A model fine-tuned from stand-in weights is cached beside the stand-in (a folder the tests own),
     never in data/ where it would look like a real GPT-2 fine-tune; the tiny profile's stays in data/."""
-    from scratchgpt.instruction import instruct_cache_path
+    import dataclasses
+
+    from scratchgpt.course.pretrained import instruct_cache_path
     from scratchgpt.paths import DATA_DIR
-    from scratchgpt.profiles import STANDIN_ENV
 
     assert instruct_cache_path(PROFILES["gpt2"]).parent == DATA_DIR
-    monkeypatch.setenv(STANDIN_ENV, str(tmp_path / "model.safetensors"))
-    assert instruct_cache_path(PROFILES["gpt2"]) == tmp_path / "gpt2-instruct.safetensors"
+    standin = dataclasses.replace(PROFILES["gpt2"], weights_file=str(tmp_path / "model.safetensors"))
+    assert instruct_cache_path(standin) == tmp_path / "gpt2-instruct.safetensors"
     assert instruct_cache_path(PROFILES["tiny"]) == DATA_DIR / "tiny-instruct.safetensors"

@@ -23,8 +23,8 @@ import pytest
 import torch
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from scratchgpt.course.profiles import STANDIN_ENV
 from scratchgpt.paths import REPO_ROOT
-from scratchgpt.profiles import STANDIN_ENV
 
 NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
 
@@ -83,6 +83,7 @@ def test_the_first_cell_check_tells_a_late_profile_apart():
     assert not chooses_the_profile_first("import scratchgpt\nPROFILE = scratchgpt.profile('tiny')")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: run the notebooks with SCRATCHGPT_PROFILE=gpu instead")
 def test_gpu_profile_without_cuda_stops_at_the_first_cell_with_one_sentence(tmp_path):
     path = NOTEBOOKS[0]   # every notebook starts the same way (checked above): one kernel run stands for all
@@ -100,6 +101,7 @@ def test_gpu_profile_without_cuda_stops_at_the_first_cell_with_one_sentence(tmp_
                                    "choose another profile, e.g. SCRATCHGPT_PROFILE=tiny or gpt2."]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gpt2", "gpt2-medium"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_under_profile(path, name, standin):

@@ -75,10 +75,8 @@ class MultiHeadAttention(nn.Module):
         applied outside autograd (below).
 
         Why: PyTorch's fused CPU kernel is slower in bf16 than in fp32, and slower than these steps
-        for short contexts. One GPT-2 124M layer (2 x 12 heads, head size 64), forward and backward:
-        12-17 ms fused against 7-8 ms here at T = 256, 43 against 27 ms at T = 512; at T = 1024 the
-        fused kernel wins (108 against 182 ms), and the (T, T) scores kept for the backward pass grow
-        with T², so above `SPELLED_BF16_MAX_T` the fused kernel runs.
+        for short contexts (PERFORMANCE.md has the figures); the (T, T) scores kept for the backward
+        pass grow with T², so above `SPELLED_BF16_MAX_T` the fused kernel runs.
         """
         Tq = q.size(-2)
         scores = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-2, -1)    # (B, n_head, T, T)

@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from .checks import approx
 from .data import fetch
-from .progress import progress_bar
+from .progress import approx, progress_bar
 from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
 from .training import PROGRESS_EVERY_S, in_order, optimizer_step
 

@@ -1,4 +1,4 @@
-"""The GPT model's configuration, GPT-2's published sizes, and the parameter count by formula.
+"""The GPT model's configuration, GPT-2's published sizes, and the parameter and FLOP counts by formula.
 
 The count is analytic (no tensors are allocated), so it works for GPT-3's 175 billion parameters
 as well as for the tiny profile; `tests/` checks it against the real model's `numel()`.
@@ -7,6 +7,7 @@ as well as for the tiny profile; `tests/` checks it against the real model's `nu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -64,3 +65,25 @@ def count_parameters(cfg: GPTConfig) -> dict[str, int]:
 def training_flops(n_params: float, n_tokens: float) -> float:
     """Approximate training compute: 6 FLOPs per parameter per token (2 forward, 4 backward)."""
     return 6.0 * n_params * n_tokens
+
+
+def flops_per_token(cfg: GPTConfig, T: int) -> float:
+    """Training FLOPs per token as the usual reference GPT code counts them, 6·N + 12·L·d·T: N the
+    non-embedding parameters plus the output head (its product is real work even when its weight is
+    tied to the embedding), L the layers, d the width, T the context (attention's products)."""
+    d, L = cfg.n_embd, cfg.n_layer
+    non_embedding = L * (12 * d * d + 13 * d) + 2 * d
+    return 6 * (non_embedding + cfg.vocab_size * d) + 12 * L * d * T
+
+
+def config_of(path: str | Path) -> GPTConfig:
+    """The GPT configuration of a GPT-2-format `model.safetensors`, read from its tensor shapes
+    (heads: 64 per head, as every GPT-2 size has)."""
+    from safetensors import safe_open  # only this function needs it
+
+    with safe_open(str(path), framework="pt") as f:
+        shapes = {k.removeprefix("transformer."): f.get_slice(k).get_shape() for k in f.keys()}
+    vocab, n_embd = shapes["wte.weight"]
+    layers = {int(k.split(".")[1]) for k in shapes if k.startswith("h.")}
+    return GPTConfig(vocab_size=vocab, context_length=shapes["wpe.weight"][0], n_embd=n_embd, n_layer=len(layers),
+                     n_head=max(1, n_embd // 64), dropout=0.0)

@@ -61,3 +61,9 @@ def create_dataloader(text: str, batch_size: int = 4, max_length: int = 256, str
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       num_workers=num_workers, generator=generator)
+
+
+def split_text(text: str, train_ratio: float) -> tuple[str, str]:
+    """Training and validation parts of a text, split at a character position."""
+    cut = int(train_ratio * len(text))
+    return text[:cut], text[cut:]

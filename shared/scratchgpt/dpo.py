@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .checks import approx
 from .data import fetch
 from .instruction import RESPONSE_HEADER, check_entry, format_input
-from .progress import progress_bar
+from .progress import approx, progress_bar
 from .tokenizer import EOT_ID, encode_text, gpt2_tokenizer
 from .training import PROGRESS_EVERY_S, in_order, optimizer_step
 

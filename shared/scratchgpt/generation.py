@@ -8,10 +8,10 @@ tokens and/or the smallest set whose probabilities add up to `top_p` (nucleus sa
 
 from __future__ import annotations
 
-import torch
+import inspect
+import math
 
-from .llama import Llama
-from .model import GPT
+import torch
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
@@ -40,6 +40,58 @@ def logits_finite(logits: torch.Tensor) -> bool:
     return bool(torch.isfinite(logits.sum(dtype=torch.float64)))
 
 
+def check_request(idx: torch.Tensor, max_new_tokens: int, temperature: float, vocab_size: int | None = None) -> None:
+    """Refuse a generation request that cannot give a sensible answer, naming what is wrong: a prompt
+    that is not (batch, tokens) with at least one token, ids outside the vocabulary, a negative length,
+    a temperature that is negative or not a number."""
+    if idx.dim() != 2 or idx.size(1) == 0:
+        raise ValueError(f"the prompt must be a (batch, tokens) tensor with at least one token, got shape "
+                         f"{tuple(idx.shape)}")
+    if vocab_size is not None and (idx.min() < 0 or idx.max() >= vocab_size):
+        raise ValueError(f"token ids must lie in [0, {vocab_size}); got min {idx.min().item()}, max {idx.max().item()}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
+
+
+def next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
+               top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The next token of each sequence from its last position's logits (B, V): the most likely one
+    (`temperature=0`), else a sample from the softmax of `logits / temperature` over the top-k / top-p set."""
+    if not logits_finite(logits):
+        # argmax of NaNs is token 0 ('!'): say what is wrong instead of printing '!!!!!'
+        raise ValueError("the model's logits are not finite (NaN or inf): its weights are broken "
+                         "(a diverged training run?), so there is nothing sensible to generate")
+    if temperature == 0.0:
+        return logits.argmax(dim=-1, keepdim=True)                                  # (B, 1)
+    logits = filter_logits(logits / temperature, top_k, top_p)
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+
+
+def decode(step, idx: torch.Tensor, max_new_tokens: int, context: int, temperature: float = 0.0,
+           top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """The autoregressive loop: `step(visible, fresh)` returns the last position's logits (B, V) for the
+    visible text (its last `context` tokens); `fresh` says that a cache must start again (the first
+    step, or text that outgrew the context), else only the newest token is new.
+
+    Once the text outgrows the context, positions shift under any cached keys, so each further step
+    re-encodes the last `context` tokens. Stops early when every sequence has produced `eos_id`."""
+    finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    for i in range(max_new_tokens):
+        fresh = i == 0 or idx.size(1) > context
+        logits = step(idx[:, -context:], fresh)
+        next_id = next_token(logits, temperature, top_k, top_p, generator)
+        if eos_id is not None:
+            next_id = next_id.masked_fill(finished.unsqueeze(1), eos_id)    # finished rows just pad
+            finished |= next_id.squeeze(1) == eos_id
+        idx = torch.cat([idx, next_id], dim=1)
+        if eos_id is not None and finished.all():
+            break
+    return idx
+
+
 @torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
              top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
@@ -51,55 +103,30 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     Generation stops early when every sequence has produced `eos_id`.
 
     `use_cache=True` keeps a key/value cache (if the model offers one): the prompt is encoded once,
-    then each step feeds only the newest token. Once the text outgrows the context, positions shift
-    under the cached keys, so each further step re-encodes the last `context_length` tokens, exactly
-    as the uncached path does: both give the same tokens.
+    then each step feeds only the newest token. Both paths give the same tokens.
     """
-    if idx.dim() != 2 or idx.size(1) == 0:
-        raise ValueError(f"the prompt must be a (batch, tokens) tensor with at least one token, got shape "
-                         f"{tuple(idx.shape)}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
-    context = model.config.context_length
+    check_request(idx, max_new_tokens, temperature, getattr(model.config, "vocab_size", None))
     was_training = model.training
     model.eval()
-    finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-    cache = model.new_cache() if use_cache and hasattr(model, "new_cache") else None
+    cached = use_cache and hasattr(model, "new_cache")
     # our models can skip the output head for all but the last position; any other model gives all of them
-    head = {"last_only": True} if isinstance(model, (GPT, Llama)) else {}
-    plain_head = type(getattr(model, "lm_head", None)) is torch.nn.Linear and model.lm_head.bias is None
-    if head and idx.device.type == "cpu" and plain_head:
-        # a (V, C) weight times a few rows runs far below memory speed on CPUs (measured 6.6 GB/s for the
-        # tiny model's head, 10 for GPT-2's); its transpose, copied once per call, at 31 and 16 GB/s.
-        # (A wrapped head, e.g. with LoRA, keeps its own forward.)
-        head["head_t"] = model.lm_head.weight.detach().t().contiguous()                # (C, V)
-    for _ in range(max_new_tokens):
-        if cache is None:
-            logits = model(idx[:, -context:], **head)[:, -1, :]            # (B, V), last position only
-        elif cache.length == 0 or idx.size(1) > context:
-            cache = model.new_cache()                                      # (re-)encode the visible text
-            logits = model(idx[:, -context:], cache, **head)[:, -1, :]
-        else:
-            logits = model(idx[:, -1:], cache, **head)[:, -1, :]           # only the newest token
-        if not logits_finite(logits):
-            # argmax of NaNs is token 0 ('!'): say what is wrong instead of printing '!!!!!'
-            raise ValueError("the model's logits are not finite (NaN or inf): its weights are broken "
-                             "(a diverged training run?), so there is nothing sensible to generate")
-        if temperature == 0.0:
-            next_id = logits.argmax(dim=-1, keepdim=True)                   # (B, 1)
-        else:
-            logits = filter_logits(logits / temperature, top_k, top_p)
-            next_id = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
-        if eos_id is not None:
-            next_id = next_id.masked_fill(finished.unsqueeze(1), eos_id)    # finished rows just pad
-            finished |= next_id.squeeze(1) == eos_id
-        idx = torch.cat([idx, next_id], dim=1)
-        if eos_id is not None and finished.all():
-            break
-    model.train(was_training)
-    return idx
+    head = {"last_only": True} if "last_only" in inspect.signature(model.forward).parameters else {}
+    cache = None
+
+    def step(visible: torch.Tensor, fresh: bool) -> torch.Tensor:
+        nonlocal cache
+        if not cached:
+            return model(visible, **head)[:, -1, :]                      # the whole visible text, every step
+        if fresh:
+            cache = model.new_cache()                                    # (re-)encode the visible text
+            return model(visible, cache, **head)[:, -1, :]
+        return model(visible[:, -1:], cache, **head)[:, -1, :]          # only the newest token
+
+    try:
+        return decode(step, idx, max_new_tokens, model.config.context_length, temperature, top_k, top_p,
+                      eos_id, generator)
+    finally:
+        model.train(was_training)
 
 
 def generate_text(model, prompt: str, max_new_tokens: int = 20, tokenizer=None, **kwargs) -> str:

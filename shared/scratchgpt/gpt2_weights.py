@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from .config import GPT2_HF_NAMES, GPT2_SIZES, GPTConfig
+from .config import GPT2_HF_NAMES, GPT2_SIZES, config_of
+from .data import DataError, fetch, load_manifest
 from .model import GPT
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -46,30 +47,14 @@ def load_gpt2_weights(model: GPT, path: str | Path) -> GPT:
     return model
 
 
-def config_of(path: str | Path) -> GPTConfig:
-    """The GPT configuration of a GPT-2-format `model.safetensors`, read from its tensor shapes
-    (heads: 64 per head, as every GPT-2 size has)."""
-    from safetensors import safe_open
+def gpt2_model(size: str = "124M", dropout: float = 0.0, path: str | Path | None = None) -> GPT:
+    """OpenAI's GPT-2 of the given size, its weights fetched (and checksummed) through the data manifest.
 
-    with safe_open(str(path), framework="pt") as f:
-        shapes = {k.removeprefix("transformer."): f.get_slice(k).get_shape() for k in f.keys()}
-    vocab, n_embd = shapes["wte.weight"]
-    layers = {int(k.split(".")[1]) for k in shapes if k.startswith("h.")}
-    return GPTConfig(vocab_size=vocab, context_length=shapes["wpe.weight"][0], n_embd=n_embd, n_layer=len(layers),
-                     n_head=max(1, n_embd // 64), dropout=0.0)
-
-
-def gpt2_model(size: str = "124M", dropout: float = 0.0) -> GPT:
-    """OpenAI's GPT-2 of the given size, its weights fetched (and checksummed) through the data manifest."""
-    import os
-
-    from .data import DataError, fetch, load_manifest
-    from .profiles import STANDIN_ENV
-
+    `path`: a GPT-2-format `model.safetensors` to load instead, as it is (no checksum), its shape read
+    from the file; the test suite's small stand-in checkpoints come this way (`Profile.weights_file`)."""
     if size not in GPT2_SIZES:
         raise ValueError(f"unknown GPT-2 size {size!r}; sizes: {', '.join(GPT2_SIZES)}")
-    if os.environ.get(STANDIN_ENV):  # tests only: a small checkpoint of the tests' own, no checksum
-        path = os.environ[STANDIN_ENV]
+    if path is not None:
         return load_gpt2_weights(GPT(config_of(path).with_(dropout=dropout)), path).eval()
     name = f"gpt2-{size}.safetensors"
     url = f"https://huggingface.co/openai-community/{GPT2_HF_NAMES[size]}/resolve/main/model.safetensors"

@@ -254,7 +254,7 @@ def respond(model, entry: dict, max_new_tokens: int = 48, tokenizer=None) -> str
     return extract_response(tokenizer.decode(out[0, ids.size(1):].tolist()))
 
 
-# ---- the fine-tuning recipe of notebook 07, and its cached result (the starting point of notebook 11) ----
+# ---- the fine-tuning recipe of notebook 07 (its cached result: scratchgpt.course.instruction_tuned) ----
 SPLIT_SEED = 123
 WARMUP_STEPS = 10
 
@@ -285,49 +285,3 @@ def finetune_instructions(model, p, train_loader, val_loader, log=print, progres
     return train(model, optimizer, train_loader, val_loader, epochs=p.instruct_epochs,
                  eval_every=max(1, len(train_loader) // 2), eval_batches=5, warmup_steps=WARMUP_STEPS,
                  min_lr=p.instruct_lr / 10, log=log, progress=progress)
-
-
-def _instruct_recipe(p) -> str:
-    from .pretrained import _recipe
-
-    return repr((_recipe(p), p.weights, p.instruct_epochs, p.instruct_batch_size, p.instruct_lr,
-                 SPLIT_SEED, WARMUP_STEPS) + ((p.tuning_examples,) if p.tuning_examples else ()))
-
-
-def instruct_cache_path(p):
-    """`data/<profile>-instruct.safetensors`; with test-only stand-in weights, beside the stand-in file
-    instead (a folder the tests own), so that no file in `data/` looks like a real GPT-2 fine-tune."""
-    import os
-    from pathlib import Path
-
-    from .paths import DATA_DIR
-    from .profiles import STANDIN_ENV
-
-    standin = os.environ.get(STANDIN_ENV)
-    folder = Path(standin).parent if p.weights and standin else DATA_DIR
-    return folder / f"{p.name}-instruct.safetensors"
-
-
-def cache_instruction_tuned(p, model):
-    """Save notebook 07's fine-tuned model for later notebooks; returns the path."""
-    from .checkpoint import save_checkpoint
-
-    return save_checkpoint(instruct_cache_path(p), model, extra={"recipe": _instruct_recipe(p)})
-
-
-def instruction_tuned(p=None):
-    """The profile's instruction-tuned model of notebook 07, in eval mode: loaded from its cache, or
-    fine-tuned again the same way (deterministically) when the cache is missing or stale."""
-    from .checkpoint import load_cached
-    from .pretrained import pretrained
-    from .profiles import profile as default_profile
-
-    p = p or default_profile()
-    model = pretrained(p)
-    if load_cached(instruct_cache_path(p), model, _instruct_recipe(p), "fine-tuned", "fine-tuning it again"):
-        return model.eval()
-    model = pretrained(p)
-    train_data, _, val_data = split_instructions(load_instructions(), seed=SPLIT_SEED)
-    finetune_instructions(model, p, *instruction_loaders(p, train_data, val_data), log=lambda *_: None)
-    cache_instruction_tuned(p, model)
-    return model.eval()

@@ -191,10 +191,9 @@ class Llama(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)   # Llama's initializer_range
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False,
-                head_t: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """(B, T) token ids -> (B, T, vocab_size) logits; with a cache, `idx` continues the cached tokens.
-        `last_only` and `head_t` as in `GPT.forward`."""
+        `last_only` as in `GPT.forward`."""
         _, T = idx.shape
         start = 0 if kv_cache is None else kv_cache.length
         if start + T > self.config.context_length:
@@ -204,7 +203,7 @@ class Llama(nn.Module):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
         x = self.hidden(idx, kv_cache, last_only)                                          # (B, T, C)
-        return self.lm_head(x) if head_t is None else x @ head_t                           # (B, T, V)
+        return self.lm_head(x)                                                             # (B, T, V)
 
     def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head."""

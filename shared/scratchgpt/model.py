@@ -8,15 +8,12 @@ by name (see `gpt2_weights.py`).
 from __future__ import annotations
 
 import math
-from functools import partial
 
 import torch
 from torch import nn
 
 from .attention import KVCache, LayerCache, MultiHeadAttention
-from .chunked_loss import linear_cross_entropy
 from .config import GPTConfig
-from .grad_buffers import linear
 
 
 class MLP(nn.Module):
@@ -66,10 +63,6 @@ class GPT(nn.Module):
         if cfg.tie_weights:
             # one matrix maps ids to vectors and vectors back to scores over ids (saves V·d parameters)
             self.lm_head.weight = self.transformer.wte.weight
-        # The trainer and the benchmark switch these on (see `token_embeddings`, `grad_buffers`); off,
-        # the plain path.
-        self.tied_grad_in_place = False
-        self._grad_buffers = False
         self.apply(self._init_weights)
         for name, p in self.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -84,27 +77,14 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False,
-                head_t: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
         """Logits over the vocabulary for every position: (B, T) token ids -> (B, T, vocab_size).
 
         With a `kv_cache`, `idx` holds only the new tokens; they continue the cached ones.
         `last_only=True` returns the last position's logits only, (B, 1, vocab_size): generation needs
         no more, and the output head is a large share of the work (V·d of GPT-2's 124M parameters).
-        `head_t`: the head's weight transposed and contiguous, (C, V), to use instead of `lm_head`
-        (`generate` passes one; the same product, faster for a row or a few on CPUs).
         """
-        self._check_ids(idx, 0 if kv_cache is None else kv_cache.length)
-        x = self.hidden(idx, kv_cache, last_only)                                          # (B, T, C)
-        return self.lm_head(x) if head_t is None else x @ head_t                           # (B, T, V)
-
-    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of the next-token predictions, `F.cross_entropy(self(idx), targets)`, with
-        the head and the loss computed together 512 rows at a time (`linear_cross_entropy`): no
-        (B·T, V) logits. fp32 or bf16 autocast (the head's products in bf16, the softmax in fp32), and
-        `.backward()` only (the head's gradient goes straight into `.grad`); the command-line trainer's path."""
-        self._check_ids(idx, 0)
-        return linear_cross_entropy(self.hidden(idx).flatten(0, 1), self.lm_head, targets.flatten(), chunk=512)
+        return self.lm_head(self.hidden(idx, kv_cache, last_only))                         # (B, T, V)
 
     def _check_ids(self, idx: torch.Tensor, start: int) -> None:
         T = idx.size(1)
@@ -119,59 +99,14 @@ class GPT(nn.Module):
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head. A loss
         that needs few positions' logits (DPO scores the response tokens only) applies `lm_head` to those."""
         start = 0 if kv_cache is None else kv_cache.length
+        self._check_ids(idx, start)
         pos = torch.arange(start, start + idx.size(1), device=idx.device)
-        x = self.transformer.drop(self.token_embeddings(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
         for i, block in enumerate(self.transformer.h):
             x = block(x, None if kv_cache is None else kv_cache.layers[i])
         if last_only:
             x = x[:, -1:, :]                                                              # (B, 1, C)
         return self.transformer.ln_f(x)
-
-    def token_embeddings(self, idx: torch.Tensor) -> torch.Tensor:
-        """The token embedding of `idx`, (B, T) -> (B, T, C).
-
-        With tied weights the embedding matrix gets two gradients, one from the output head and one
-        from this lookup, each a dense (V, C) tensor (154 MB for GPT-2 124M), and autograd adds them
-        into a third. Each is freshly allocated memory, so every training step faults in hundreds of
-        megabytes of new pages: on a 2-core CPU about a seventh of GPT-2 124M's fp32 step. With
-        `tied_grad_in_place` the lookup's gradient instead goes row by row into `weight.grad`
-        (`index_add_`, only the B·T rows used), with no (V, C) temporary. The sum is the same up to
-        float rounding. It needs `.backward()` filling `.grad`, not `torch.autograd.grad`, and no
-        DistributedDataParallel, which reads `.grad` before the rows arrive; the trainer sets it only
-        for a single process without torch.compile.
-        """
-        wte = self.transformer.wte
-        if not (self.tied_grad_in_place and self.config.tie_weights and torch.is_grad_enabled()
-                and wte.weight.requires_grad):
-            return wte(idx)
-        weight, rows = wte.weight, idx.reshape(-1)
-        x = nn.functional.embedding(idx, weight.detach()).requires_grad_()   # no autograd edge to `weight`
-
-        def add_rows(grad: torch.Tensor) -> None:   # the head's gradient may arrive before or after
-            if weight.grad is None:
-                weight.grad = torch.zeros_like(weight)
-            weight.grad.index_add_(0, rows, grad.reshape(-1, grad.size(-1)).to(weight.grad.dtype))
-
-        x.register_hook(add_rows)
-        return x
-
-    @property
-    def grad_buffers(self) -> bool:
-        """Whether every linear layer keeps its weight's gradient (and bf16 copy) in buffers across
-        steps (`grad_buffers.linear`): the same gradients, without faulting in 500 MB of fresh memory
-        per step for GPT-2 124M. Needs `.backward()` and no DistributedDataParallel, as
-        `tied_grad_in_place`."""
-        return self._grad_buffers
-
-    @grad_buffers.setter
-    def grad_buffers(self, on: bool) -> None:
-        for module in self.modules():
-            if type(module) is nn.Linear:   # its forward, for this instance only
-                if on:
-                    module.forward = partial(linear, module)   # a frozen weight (LoRA) takes the plain path
-                else:
-                    module.__dict__.pop("forward", None)
-        self._grad_buffers = bool(on)
 
     def new_cache(self) -> KVCache:
         return KVCache(self.config.n_layer)

@@ -1,4 +1,11 @@
-"""Progress bars that still tell the truth when a saved notebook is opened later.
+"""How the training loops report: progress bars, and figures that depend on the CPU.
+
+`approx(x)` prints a figure that training makes as `~0.135`: another CPU runs other matrix-multiply
+kernels, which round differently in the last bits, and training amplifies those bits. The test suite's
+sanitizer (`tests/sanitize.cfg`) masks the digits after a `~`; `scratchgpt.course.check` then checks
+such a figure against a stated range.
+
+Progress bars still tell the truth when a saved notebook is opened later.
 
 In a notebook tqdm draws a widget. A saved notebook does not keep the widget, only its text stand-in,
 written once when the bar appears (`training: 0%| 0/288 [00:00<?, ?it/s]`), so a finished cell read
@@ -16,7 +23,16 @@ import importlib.util
 
 from tqdm.std import tqdm as text_tqdm
 
-__all__ = ["progress_bar"]
+__all__ = ["approx", "progress_bar"]
+
+
+def approx(value: float, spec: str = ".3f") -> str:
+    """`value` formatted with `spec` and marked machine-dependent: '~0.183', '~97.0%'.
+
+    A width in `spec` is dropped (the `~` must touch the digits for the sanitizer to find them): pad
+    the result instead, `f"{approx(x):>8}"`.
+    """
+    return "~" + format(value, spec).strip()
 
 
 def progress_bar(total: int, desc: str, disable: bool = False, mininterval: float = 0.1, **kwargs):

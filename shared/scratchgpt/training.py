@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .checks import approx
-from .chunked_loss import chunked_cross_entropy
-from .model import GPT
-from .progress import progress_bar
+from .progress import approx, progress_bar
 
 # Seconds between progress-bar redraws. In a notebook each redraw is a message from the kernel; nbval
 # reads them only after a cell ends, and the messaging layer drops what exceeds 1,000 queued messages,
@@ -28,28 +25,12 @@ class NonFiniteError(FloatingPointError):
     one more update would spread the NaN to every weight."""
 
 
-def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None, chunked: bool = False) -> torch.Tensor:
-    """Mean cross-entropy of the next-token predictions of one batch (in fp32, also under autocast).
-
-    `chunked=True` computes the same loss with `chunked_cross_entropy`, a few rows at a time, without
-    the four (B·T, V) temporaries of `F.cross_entropy`; for a GPT in fp32 or under bf16 autocast, with
-    `GPT.loss`, which has no (B·T, V) logits at all. The command-line trainer's choice. The notebooks
-    keep `F.cross_entropy`, whose last bits their printed figures were recorded with."""
+def loss_batch(model, inputs: torch.Tensor, targets: torch.Tensor, device=None) -> torch.Tensor:
+    """Mean cross-entropy of the next-token predictions of one batch (in fp32, also under autocast)."""
     device = device or next(model.parameters()).device
     inputs, targets = inputs.to(device), targets.to(device)
-    if chunked and isinstance(model, GPT) and fused_head_loss(model, device):
-        return model.loss(inputs, targets)                              # no (B·T, V) logits at all
     logits = model(inputs)                                              # (B, T, V)
-    if chunked:
-        return chunked_cross_entropy(logits.flatten(0, 1), targets.flatten())
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-
-
-def fused_head_loss(model, device) -> bool:
-    """Whether `GPT.loss` can compute this model's loss: fp32 or bf16 autocast, a plain bias-free fp32 head."""
-    head, kind = model.lm_head, torch.device(device).type
-    autocast_ok = not torch.is_autocast_enabled(kind) or torch.get_autocast_dtype(kind) == torch.bfloat16
-    return autocast_ok and type(head) is torch.nn.Linear and head.bias is None and head.weight.dtype == torch.float32
 
 
 def in_order(loader):

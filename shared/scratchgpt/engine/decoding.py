@@ -6,45 +6,34 @@ memory can deliver weights, so the time per token is the time to read the weight
 GPT-2 124M in fp32). `Decoder` makes that read as fast as it can be:
 
 - each matrix is stored in the layout whose one-row product streams it fastest **on this machine**,
-  chosen by timing (`layout="auto"`): which one wins depends on the CPU and the precision. The
+  chosen by timing (`layout="auto"`), since which one wins depends on the CPU and the precision. The
   candidates (`LAYOUTS`):
   - `"packed"`: oneDNN's own blocked layout, packed once for a batch of one
     (`torch.ops.mkldnn._reorder_linear_weight`, the packing `torch.compile` uses for CPU inference),
     with the bias and GELU run inside the same call; where PyTorch has oneDNN;
   - `"in_out"`: the transpose, `(in, out)` and contiguous, for `x @ W`;
-  - `"out_in"`: the model's own `(out, in)`, for a matrix-vector product (`torch.addmv`).
-  Measured over 1.2 GB of GPT-2-shaped matrices, one row at a time: on a 2-core AMD EPYC (Zen 4),
-  fp32 packed 24 GB/s against 19 for `in_out`; on a 2-core Xeon with AMX, fp32 `in_out` 30 GB/s
-  against 18-28 packed, but bf16 packed or `out_in` 22-26 against 9-13 for `in_out`;
-- the key/value cache is allocated once, for the whole context, and filled in place: no tensor is
-  re-allocated or copied per token. On a CPU it stays in fp32 even for bf16 weights (the keys and
-  values are rounded to bf16 by the products that make them, then stored exactly): PyTorch's
-  attention of one bf16 query is slow on CPUs (on the Zen 4 above, 30-324 µs a layer at 20-400 cached
-  positions, against 12-49 µs in fp32), and the cache is small beside the weights;
+  - `"out_in"`: the model's own `(out, in)`, for a matrix-vector product (`torch.addmv`);
+- the key/value cache is allocated once, for the whole context, and filled in place. On a CPU it stays
+  in fp32 even for bf16 weights (the keys and values are rounded to bf16 by the products that make
+  them, then stored exactly): PyTorch's attention of one bf16 query is slow on CPUs, and the cache is
+  small beside the weights;
 - the output head is computed for the last position only;
-- `dtype=torch.bfloat16` keeps a bf16 copy of the weights: half the bytes per token, so up to twice
-  the tokens per second, at bf16's precision (the residual stream and the norms stay in fp32). In
-  practice PyTorch's bf16 one-row products read memory slower than its fp32 ones (on the Xeon above,
-  about 20 against 30 GB/s), so eager bf16 gains only about 1.4x.
+- `dtype=torch.bfloat16` keeps a bf16 copy of the weights: half the bytes per token, at bf16's
+  precision (the residual stream and the norms stay in fp32).
 
 `compile=True` goes one step further: the one-token step (all blocks, the norms and the head) is
 compiled by `torch.compile` into a single graph, with the weights frozen as constants. Inductor then
-packs each matrix for its own one-row kernels (on Xeons with AMX, its AMX micro-kernels) and fuses the
-norms, GELU and residual adds around them, so almost no Python runs per token. The cached attention
-stays one opaque operation (`scratchgpt::cached_attention`): its length grows every token, and a
-graph with a growing shape would lose the fast kernels. Compiling takes seconds (about 20 s for GPT-2
-124M on 2 cores) and needs a C++ compiler; it is done once, when the decoder is built. The compiled
-graph, with its own packed copy of the weights, stays in memory until the process ends, even after the
-decoder is deleted (torch.compile keeps it): build one compiled decoder per model and reuse it.
-On the 2-core Xeon with AMX, GPT-2 124M, batch 1: bf16 77-88 tokens/s compiled against 64-70 eager
-(the graph's products read 23-27 GB/s); fp32 about the same either way, so eager stays the default.
-On the 2-core Zen 4: bf16 101-133 tokens/s compiled against 71-75 eager, fp32 54-82 against 41-43
-(63-80% of the measured bandwidth compiled; the bandwidth itself moves between about 30 and 55 GB/s
-on that host).
+packs each matrix for its own one-row kernels and fuses the norms, GELU and residual adds around them,
+so almost no Python runs per token. The cached attention stays one opaque operation
+(`scratchgpt::cached_attention`): its length grows every token, and a graph with a growing shape would
+lose the fast kernels. Compiling takes seconds and needs a C++ compiler; it is done once, when the
+decoder is built. The compiled graph, with its own packed copy of the weights, stays in memory until
+the process ends (torch.compile keeps it): build one compiled decoder per model and reuse it.
+PERFORMANCE.md gives the measured tokens per second and shares of the memory bandwidth.
 
 It computes what `GPT.forward` computes (tested, for every layout and compiled: the same greedy tokens
-as `generate` in fp32) and is meant for inference only: it copies the weights, so later training of
-the model does not reach it.
+as `generate` in fp32), with `generate`'s checks and sampling, and is meant for inference only: it
+copies the weights, so later training of the model does not reach it.
 """
 
 from __future__ import annotations
@@ -58,8 +47,8 @@ import types
 import torch
 import torch.nn.functional as F
 
-from .generation import filter_logits, logits_finite
-from .model import GPT
+from ..generation import check_request, decode
+from ..model import GPT
 
 LAYOUTS = ("packed", "in_out", "out_in")
 
@@ -75,13 +64,18 @@ class Decoder:
 
     def __init__(self, model: GPT, dtype: torch.dtype = torch.float32, max_batch: int = 1, layout: str = "auto",
                  compile: bool = False):
+        if not isinstance(model, GPT):
+            raise TypeError(f"Decoder lays out a GPT's weights (scratchgpt.model.GPT), not a {type(model).__name__}; "
+                            "use scratchgpt.generation.generate for other models")
+        if dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"Decoder keeps its weights in torch.float32 or torch.bfloat16, not {dtype}")
         cfg = model.config
         if compile and layout not in ("auto", "out_in"):
             raise ValueError(f"compile=True keeps the weights in the model's own layout, 'out_in'; got layout={layout!r}")
         layout = "out_in" if compile else layout
         self.config, self.dtype, self.max_batch = cfg, dtype, max_batch
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
-        self.onednn = onednn_available() and model.lm_head.weight.is_cpu     # oneDNN packs for CPUs only
+        self.onednn = onednn_available(dtype) and model.lm_head.weight.is_cpu     # oneDNN packs for CPUs only
         candidates = [x for x in LAYOUTS if x != "packed" or self.onednn]
         if layout != "auto" and layout not in candidates:
             raise ValueError(f"layout must be 'auto' or one of {candidates} here, got {layout!r}")
@@ -110,9 +104,8 @@ class Decoder:
         self.ln_f = ln(tr.ln_f)
         self.head = products["lm_head"][0]
         # keys and values of layer i: self.kv[i, 0] and self.kv[i, 1], each (B, H, context, hd). On a CPU
-        # the cache stays fp32 also for bf16 weights: PyTorch's attention of one bf16 query is several
-        # times slower than fp32's there (2-core Zen 4, 200 cached positions: 143 against 25 µs a layer),
-        # and the cache is a small share of a step's bytes. Storing bf16 keys in fp32 loses nothing.
+        # the cache stays fp32 also for bf16 weights (see the module's doc); storing bf16 keys in fp32
+        # loses nothing.
         self.cache_dtype = torch.float32 if self.wte.is_cpu else dtype
         self.kv = torch.zeros(cfg.n_layer, 2, max_batch, self.n_head, cfg.context_length, self.head_dim,
                               dtype=self.cache_dtype, device=self.wte.device)
@@ -202,34 +195,18 @@ class Decoder:
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, top_p: float | None = None, eos_id: int | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """`generation.generate`'s loop on this decoder: (B, T) -> (B, T + new), same arguments."""
-        if idx.dim() != 2 or idx.size(1) == 0:
-            raise ValueError(f"the prompt must be a (batch, tokens) tensor with at least one token, got {tuple(idx.shape)}")
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
-        context = self.config.context_length
-        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-        self.length = 0
-        for _ in range(max_new_tokens):
-            if self.length == 0 or idx.size(1) > context:
+        """`generation.generate` on this decoder: (B, T) -> (B, T + new), the same arguments, checks and
+        sampling (`generation.decode`)."""
+        check_request(idx, max_new_tokens, temperature, self.config.vocab_size)
+
+        def step(visible: torch.Tensor, fresh: bool) -> torch.Tensor:
+            if fresh:
                 self.length = 0                                                 # (re-)encode the visible text
-                logits = self.step(idx[:, -context:])
-            else:
-                logits = self.step(idx[:, -1:])
-            if not logits_finite(logits):
-                raise ValueError("the model's logits are not finite (NaN or inf): its weights are broken")
-            if temperature == 0.0:
-                next_id = logits.argmax(dim=-1, keepdim=True)
-            else:
-                probs = torch.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1)
-                next_id = torch.multinomial(probs, 1, generator=generator)
-            if eos_id is not None:
-                next_id = next_id.masked_fill(finished.unsqueeze(1), eos_id)
-                finished |= next_id.squeeze(1) == eos_id
-            idx = torch.cat([idx, next_id], dim=1)
-            if eos_id is not None and finished.all():
-                break
-        return idx
+                return self.step(visible)
+            return self.step(visible[:, -1:])
+
+        return decode(step, idx, max_new_tokens, self.config.context_length, temperature, top_k, top_p,
+                      eos_id, generator)
 
 
 def cached_attention(qkv: torch.Tensor, kv: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
@@ -254,8 +231,7 @@ def _cached_attention_shape(qkv, kv, start):
 
 
 if not hasattr(torch.ops.scratchgpt, "cached_attention"):   # once per process, also if this module is reloaded
-    # a plain operator definition: it dispatches faster than `torch.library.custom_op` (measured on a
-    # 2-core Xeon: 36 against 51 µs a call, 12 calls a token)
+    # a plain operator definition: it dispatches faster than `torch.library.custom_op`
     _LIB = torch.library.Library("scratchgpt", "DEF")
     _LIB.define("cached_attention(Tensor qkv, Tensor(a!) kv, Tensor start) -> Tensor")
     _LIB.impl("cached_attention", cached_attention, "CompositeExplicitAutograd")
@@ -325,12 +301,13 @@ class Product:
         return F.gelu(y, approximate="tanh") if self.gelu else y
 
 
-def onednn_available() -> bool:
-    """Whether this PyTorch can pack weights for oneDNN's matrix products (checked on a tiny product)."""
+def onednn_available(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether this PyTorch can pack weights of `dtype` for oneDNN's matrix products on this CPU (checked
+    on a tiny product: bf16 packing needs AVX512-BF16-era or AVX-NE-CONVERT instructions)."""
     try:
-        w, x = torch.ones(2, 3), torch.ones(1, 3)
+        w, x = torch.ones(2, 3, dtype=dtype), torch.ones(1, 3, dtype=dtype)
         y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, 1), None, "none", [], "")
-        return torch.equal(y, torch.full((1, 2), 3.0))
+        return torch.equal(y.float(), torch.full((1, 2), 3.0))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
 

@@ -1,30 +1,37 @@
-"""`pretrained(profile)`: the starting model of every fine-tuning notebook.
+"""The models the notebooks start from, cached: `pretrained(profile)` and `instruction_tuned(profile)`.
 
 - A profile with GPT-2 weights loads them (fetched and checksummed through the data manifest).
 - Otherwise the model is the one notebook 04 pretrains: `pretrain(profile)` trains it on the
   profile's text, deterministically, and the result is cached in `data/<profile>-pretrained.safetensors`.
   A missing cache is rebuilt by training again the same way, so any notebook runs on its own.
+- `instruction_tuned(profile)`: notebook 07's instruction-tuned model (the start of notebook 11),
+  cached the same way in `data/<profile>-instruct.safetensors`.
 """
 
 from __future__ import annotations
 
-from .checkpoint import load_cached, save_checkpoint
-from .data import read_text
-from .dataset import create_dataloader
-from .model import GPT
-from .paths import DATA_DIR
+from pathlib import Path
+
+from .. import instruction
+from ..checkpoint import load_cached, save_checkpoint
+from ..data import read_text
+from ..dataset import create_dataloader, split_text
+from ..gpt2_weights import gpt2_model
+from ..instruction import (
+    SPLIT_SEED,
+    finetune_instructions,
+    instruction_loaders,
+    load_instructions,
+    split_instructions,
+)
+from ..model import GPT
+from ..paths import DATA_DIR
+from ..seeding import seed_everything
+from ..training import History, make_optimizer, train
 from .profiles import Profile
 from .profiles import profile as default_profile
-from .seeding import seed_everything
-from .training import History, make_optimizer, train
 
 SAMPLE_PROMPT = "Every effort moves you"
-
-
-def split_text(text: str, train_ratio: float) -> tuple[str, str]:
-    """Training and validation parts of a text, split at a character position."""
-    cut = int(train_ratio * len(text))
-    return text[:cut], text[cut:]
 
 
 def pretraining_loaders(p: Profile):
@@ -88,12 +95,41 @@ def pretrained(p: Profile | None = None) -> GPT:
     """The pretrained model of profile `p` (default: the active profile), in eval mode."""
     p = p or default_profile()
     if p.weights:
-        from .gpt2_weights import gpt2_model
-
-        return gpt2_model(p.weights).to(p.torch_device())
+        return gpt2_model(p.weights, path=p.weights_file).to(p.torch_device())
     model = GPT(p.model).to(p.torch_device())
     if load_cached(cache_path(p), model, _recipe(p), "trained", "training it again (about a minute)"):
         return model.eval()
     model, _ = pretrain(p, log=lambda *_: None)
     cache_pretrained(p, model)
     return model
+
+
+def _instruct_recipe(p: Profile) -> str:
+    return repr((_recipe(p), p.weights, p.instruct_epochs, p.instruct_batch_size, p.instruct_lr,
+                 SPLIT_SEED, instruction.WARMUP_STEPS) + ((p.tuning_examples,) if p.tuning_examples else ()))
+
+
+def instruct_cache_path(p: Profile) -> Path:
+    """`data/<profile>-instruct.safetensors`; with test-only stand-in weights, beside the stand-in file
+    instead (a folder the tests own), so that no file in `data/` looks like a real GPT-2 fine-tune."""
+    folder = Path(p.weights_file).parent if p.weights and p.weights_file else DATA_DIR
+    return folder / f"{p.name}-instruct.safetensors"
+
+
+def cache_instruction_tuned(p: Profile, model: GPT) -> Path:
+    """Save notebook 07's fine-tuned model for later notebooks; returns the path."""
+    return save_checkpoint(instruct_cache_path(p), model, extra={"recipe": _instruct_recipe(p)})
+
+
+def instruction_tuned(p: Profile | None = None) -> GPT:
+    """The profile's instruction-tuned model of notebook 07, in eval mode: loaded from its cache, or
+    fine-tuned again the same way (deterministically) when the cache is missing or stale."""
+    p = p or default_profile()
+    model = pretrained(p)
+    if load_cached(instruct_cache_path(p), model, _instruct_recipe(p), "fine-tuned", "fine-tuning it again"):
+        return model.eval()
+    model = pretrained(p)
+    train_data, _, val_data = split_instructions(load_instructions(), seed=SPLIT_SEED)
+    finetune_instructions(model, p, *instruction_loaders(p, train_data, val_data), log=lambda *_: None)
+    cache_instruction_tuned(p, model)
+    return model.eval()

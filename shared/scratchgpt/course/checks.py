@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import math
 
+from ..progress import approx
 
-def approx(value: float, spec: str = ".3f") -> str:
-    """`value` formatted with `spec` and marked machine-dependent: '~0.183', '~97.0%'.
-
-    A width in `spec` is dropped (the `~` must touch the digits for the sanitizer to find them): pad
-    the result instead, `f"{approx(x):>8}"`.
-    """
-    return "~" + format(value, spec).strip()
+__all__ = ["approx", "check", "in_range"]
 
 
 def in_range(value: float, low: float, high: float) -> bool:

@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from scratchgpt import course
+from scratchgpt.course import exercises as course
 
 EXERCISE_NOTEBOOKS = sorted(course.NOTEBOOKS.glob("stage[123]_*/0[1-8]_*.ipynb"))
 
@@ -83,6 +83,7 @@ def edition(tmp_path_factory):
     return out, course.build_student_edition(out, EXERCISE_NOTEBOOKS)
 
 
+@pytest.mark.slow
 def test_the_student_edition_has_no_solution_code(edition):
     _, release = edition
     for path in EXERCISE_NOTEBOOKS:
@@ -103,6 +104,7 @@ def test_the_student_edition_has_no_solution_code(edition):
         assert not any("folded away" in t for t in notes), path.name
 
 
+@pytest.mark.slow
 def test_the_instructor_version_gets_full_marks_and_the_student_version_none(edition, tmp_path):
     """nbgrader runs the notebook and its graded cells: the solutions pass every check, the stubs none,
     and the student's notebook still runs everything before the first exercise."""

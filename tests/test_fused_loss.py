@@ -1,13 +1,18 @@
-"""The chunked cross-entropy is F.cross_entropy: the same loss and gradient, in fp32 and bf16, with
-ignored rows, chunk sizes that do and do not divide the rows, and a hand-worked case."""
+"""The engine's fused loss is F.cross_entropy: the same loss and gradients, in fp32 and bf16, with
+ignored rows, chunk sizes that do and do not divide the rows, and a hand-worked case; and the
+contract's unsafe uses (autograd.grad, hooks, two losses, a second backward, DDP and torch.compile
+wrappers) either agree with autograd or are refused."""
 
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
-from scratchgpt.chunked_loss import chunked_cross_entropy
-from scratchgpt.training import loss_batch
+from scratchgpt.config import GPTConfig
+from scratchgpt.engine import chunked_cross_entropy, fused_loss, linear_cross_entropy, training_loss
+from scratchgpt.engine.fused_loss import add_in_blocks
+from scratchgpt.model import GPT
+from torch import nn
 
 
 def test_a_hand_worked_case():
@@ -55,9 +60,6 @@ def test_bad_shapes_and_chunks_are_refused():
 
 
 def test_linear_cross_entropy_equals_the_head_then_f_cross_entropy():
-    from torch import nn
-    from scratchgpt.chunked_loss import linear_cross_entropy
-
     torch.manual_seed(0)
     head = nn.Linear(24, 503, bias=False)
     hidden = torch.randn(50, 24, requires_grad=True)
@@ -80,39 +82,130 @@ def test_linear_cross_entropy_equals_the_head_then_f_cross_entropy():
         linear_cross_entropy(hidden, nn.Linear(24, 503), targets)
 
 
-def _plain_and_trainer_models():
-    """Two equal small GPTs, the second set up as the trainer runs it, and a seeded generator."""
-    from scratchgpt.config import GPTConfig
-    from scratchgpt.model import GPT
-
+def _two_equal_gpts():
+    """Two equal small GPTs (tied head) and a seeded generator."""
     cfg = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
     torch.manual_seed(0)
     plain, fast = GPT(cfg), GPT(cfg)
     fast.load_state_dict(plain.state_dict())
-    fast.tied_grad_in_place = fast.grad_buffers = True              # as the trainer runs
     return plain, fast, torch.Generator().manual_seed(1)
 
 
-def test_gpt_loss_in_the_trainers_setup_equals_autograd_on_the_logits():
-    plain, fast, g = _plain_and_trainer_models()
-    batches = [(torch.randint(0, 300, (3, 16), generator=g), torch.randint(0, 300, (3, 16), generator=g)) for _ in range(3)]
-    for x, y in batches:                                            # gradient accumulation over 3 micro-batches
-        (F.cross_entropy(plain(x).flatten(0, 1), y.flatten()) / 3).backward()
-        (loss_batch(fast, x, y, chunked=True) / 3).backward()
-    assert "_head_grad_partial" in fast.lm_head.__dict__            # the fused head-and-loss path ran
+def _batch(g, B=3):
+    return torch.randint(0, 300, (B, 16), generator=g), torch.randint(0, 300, (B, 16), generator=g)
+
+
+def _reference(model, x, y):
+    return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+
+
+def test_fused_loss_of_a_gpt_equals_autograd_on_the_logits_over_accumulated_micro_batches():
+    plain, fast, g = _two_equal_gpts()
+    for x, y in [_batch(g) for _ in range(3)]:                       # gradient accumulation over 3 micro-batches
+        (_reference(plain, x, y) / 3).backward()
+        (fused_loss(fast, x, y, chunk=20) / 3).backward()
     for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
     with pytest.raises(ValueError, match="token ids must lie in"):
-        fast.loss(torch.full((1, 4), 300), torch.zeros(1, 4, dtype=torch.long))
+        fused_loss(fast, torch.full((1, 4), 300), torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_autograd_grad_and_hooks_see_the_whole_gradient_of_the_tied_weight():
+    """`torch.autograd.grad` fills no `.grad`, and a hook on the tied weight must see both of its
+    gradients (the head's and the embedding's) summed, as with F.cross_entropy."""
+    plain, fast, g = _two_equal_gpts()
+    x, y = _batch(g)
+    seen = []
+    fast.transformer.wte.weight.register_hook(lambda grad: seen.append(grad.clone()))
+    (ours,) = torch.autograd.grad(fused_loss(fast, x, y), fast.transformer.wte.weight)
+    (ref,) = torch.autograd.grad(_reference(plain, x, y), plain.transformer.wte.weight)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(seen[0], ref, rtol=1e-5, atol=1e-7)
+    assert all(p.grad is None for p in fast.parameters())          # autograd.grad leaves .grad alone
+
+
+def test_gradients_kept_across_steps_are_added_to_not_overwritten():
+    plain, fast, g = _two_equal_gpts()
+    batches = [_batch(g) for _ in range(2)]
+    for model, loss in ((plain, _reference), (fast, fused_loss)):
+        for x, y in batches:                                        # no zero_grad between the two steps
+            loss(model, x, y).backward()
+    torch.testing.assert_close(fast.lm_head.weight.grad, plain.lm_head.weight.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_fused_loss_refuses_wrapped_models_and_training_loss_runs_their_forward_pass():
+    plain, fast, g = _two_equal_gpts()
+    x, y = _batch(g)
+    compiled = torch.compile(fast, backend="eager")                 # a torch.compile wrapper, no C++ needed
+    with pytest.raises(TypeError, match="not a DistributedDataParallel or torch.compile wrapper"):
+        fused_loss(compiled, x, y)
+    training_loss(compiled, x, y).backward()                        # the wrapper's own forward pass, then chunked
+    _reference(plain, x, y).backward()
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_linear_cross_entropy_under_torch_compile_runs_eagerly_and_agrees():
+    torch.manual_seed(0)
+    head = nn.Linear(24, 503, bias=False)
+    hidden = torch.randn(50, 24, requires_grad=True)
+    targets = torch.randint(0, 503, (50,))
+    compiled = torch.compile(lambda h: linear_cross_entropy(torch.tanh(h), head, targets, chunk=7), backend="eager")
+    compiled(hidden).backward()
+    got = hidden.grad.clone(), head.weight.grad.clone()
+    hidden.grad = head.weight.grad = None
+    F.cross_entropy(head(torch.tanh(hidden)), targets).backward()
+    torch.testing.assert_close(got[0], hidden.grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(got[1], head.weight.grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_fused_loss_under_distributed_data_parallel_is_refused_and_the_trainers_loss_averages(tmp_path):
+    """Two processes of a gloo DDP group: `fused_loss` refuses the wrapper; `training_loss` goes through
+    its forward pass, so DDP averages the gradients: each process's `.grad` is the mean of both."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT)
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("refused, averaged") == 2, out.stdout
+
+
+DDP_SCRIPT = """
+import torch, torch.distributed as dist, torch.nn.functional as F
+from scratchgpt.config import GPTConfig
+from scratchgpt.engine import fused_loss, training_loss
+from scratchgpt.model import GPT
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+cfg = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)
+torch.manual_seed(0)
+model, reference = GPT(cfg), GPT(cfg)
+reference.load_state_dict(model.state_dict())
+g = torch.Generator().manual_seed(1)
+batches = [(torch.randint(0, 300, (2, 16), generator=g), torch.randint(0, 300, (2, 16), generator=g)) for _ in range(2)]
+ddp = torch.nn.parallel.DistributedDataParallel(model)
+try:
+    fused_loss(ddp, *batches[rank])
+    raise SystemExit("fused_loss accepted a DDP wrapper")
+except TypeError:
+    pass
+training_loss(ddp, *batches[rank]).backward()
+sum(F.cross_entropy(reference(x).flatten(0, 1), y.flatten()) for x, y in batches).div(2).backward()
+for (name, a), b in zip(reference.named_parameters(), model.parameters()):
+    torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
+print("refused, averaged")
+dist.destroy_process_group()
+"""
 
 
 def test_linear_cross_entropy_under_bf16_autocast_equals_autocasts_head_then_f_cross_entropy():
     """Under bf16 autocast the head's products run in bf16 and the softmax in fp32, as autocast runs
     `head(hidden)` and `F.cross_entropy(logits.float(), ...)`: autocast's loss (measurably not fp32's),
     and gradients no further from fp32's than autocast's are."""
-    from torch import nn
-    from scratchgpt.chunked_loss import linear_cross_entropy
-
     torch.manual_seed(0)
     head = nn.Linear(48, 503, bias=False)
     hidden = (torch.randn(50, 48) * 3).requires_grad_()
@@ -139,27 +232,23 @@ def test_linear_cross_entropy_under_bf16_autocast_equals_autocasts_head_then_f_c
         linear_cross_entropy(hidden, head, targets)
 
 
-def test_gpt_loss_under_bf16_autocast_in_the_trainers_setup_equals_autocast_on_the_logits():
-    plain, fast, g = _plain_and_trainer_models()
-    x, y = torch.randint(0, 300, (3, 16), generator=g), torch.randint(0, 300, (3, 16), generator=g)
+def test_fused_loss_under_bf16_autocast_equals_autocast_on_the_logits():
+    plain, fast, g = _two_equal_gpts()
+    x, y = _batch(g)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         reference = F.cross_entropy(plain(x).float().flatten(0, 1), y.flatten())
-        ours = loss_batch(fast, x, y, chunked=True)
+        ours = fused_loss(fast, x, y)
     reference.backward()
     ours.backward()
-    assert "_logits_chunk_low" in fast.lm_head.__dict__             # the fused head-and-loss path ran, in bf16
     assert ours.item() == pytest.approx(reference.item(), rel=1e-3)
     for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
         assert (b.grad - a.grad).abs().max() < 0.02 * a.grad.abs().max(), name
 
 
 def test_linear_cross_entropy_with_a_gradient_of_one_over_steps_and_accumulation():
-    """`loss.backward()` (an incoming gradient of exactly 1) hands the weight's gradient buffer over as
-    `.grad` without a pass over it: over several steps, with `.grad` cleared between them or added up,
-    every gradient must still equal autograd's through the head and `F.cross_entropy`."""
-    from torch import nn
-    from scratchgpt.chunked_loss import linear_cross_entropy
-
+    """`loss.backward()` (an incoming gradient of exactly 1) hands the weight's gradient over without a
+    pass over it: over several steps, with `.grad` cleared between them or added up, every gradient
+    must still equal autograd's through the head and `F.cross_entropy`."""
     torch.manual_seed(0)
     head = nn.Linear(24, 503, bias=False)
     batches = [(torch.randn(40, 24), torch.randint(0, 503, (40,))) for _ in range(4)]
@@ -180,23 +269,21 @@ def test_linear_cross_entropy_with_a_gradient_of_one_over_steps_and_accumulation
         head.weight.grad = None
         linear_cross_entropy(batches[i][0], head, batches[i][1], chunk=16).backward()
         torch.testing.assert_close(head.weight.grad, reference(i), rtol=1e-5, atol=1e-7)
-    assert head.weight.grad.data_ptr() != head._head_grad_partial.data_ptr()   # the next pass writes elsewhere
+    kept = head.weight.grad
+    loss = linear_cross_entropy(batches[0][0], head, batches[0][1], chunk=16)
+    assert torch.equal(head.weight.grad, kept)                      # a forward pass alone leaves .grad alone
+    del loss
 
 
 def test_linear_cross_entropy_refuses_a_second_backward_pass():
-    from torch import nn
-    from scratchgpt.chunked_loss import linear_cross_entropy
-
     head = nn.Linear(8, 30, bias=False)
     loss = linear_cross_entropy(torch.randn(5, 8), head, torch.randint(0, 30, (5,)))
     loss.backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match="runs once per forward pass"):
+    with pytest.raises(RuntimeError, match="a second one \\(retain_graph=True\\) is not supported"):
         loss.backward()
 
 
 def test_add_in_blocks_adds_bf16_into_fp32_block_by_block():
-    from scratchgpt.grad_buffers import add_in_blocks
-
     total = torch.randn(10, 3)
     part = torch.randn(10, 3).bfloat16()
     expected = total + part.float()                                 # bf16 values are exact in fp32
@@ -207,21 +294,15 @@ def test_add_in_blocks_adds_bf16_into_fp32_block_by_block():
 
 
 def test_linear_cross_entropy_twice_before_one_backward():
-    """Two losses through the same head summed before one backward pass: each forward pass needs its
-    own weight gradient, so the second must not write into the buffer the first still holds."""
-    from torch import nn
-    from scratchgpt.chunked_loss import linear_cross_entropy
-
+    """Two losses through the same head summed before one backward pass: each forward pass keeps its
+    own weight gradient until the backward pass adds them."""
     torch.manual_seed(0)
     head = nn.Linear(16, 200, bias=False)
     (h1, y1), (h2, y2) = [(torch.randn(12, 16), torch.randint(0, 200, (12,))) for _ in range(2)]
-    for _ in range(2):                                              # the second time with the buffers kept
+    for _ in range(2):
         head.weight.grad = None
         (linear_cross_entropy(h1, head, y1) + 0.5 * linear_cross_entropy(h2, head, y2)).backward()
         got = head.weight.grad.clone()
         head.weight.grad = None
         (F.cross_entropy(head(h1), y1) + 0.5 * F.cross_entropy(head(h2), y2)).backward()
         torch.testing.assert_close(got, head.weight.grad, rtol=1e-5, atol=1e-7)
-    linear_cross_entropy(h1, head, y1)                              # dropped without a backward pass ...
-    loss = linear_cross_entropy(h2, head, y2)                       # ... so the kept buffer is free again
-    assert head._head_grad_owner() is loss.grad_fn

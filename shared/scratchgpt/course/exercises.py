@@ -5,7 +5,7 @@ its own with `quiz("01_text_data")`, each answer folded in a `<details>` block t
 
 Exercises end every notebook from 01 to 08. Their solution cells follow nbgrader's format (code between
 `### BEGIN SOLUTION` and `### END SOLUTION`, cell metadata marking solution and graded cells), so
-`python -m scratchgpt.course student-edition OUT` builds the student edition with nbgrader
+`python -m scratchgpt.course student-edition OUT` (`course/__main__.py`) builds the student edition with nbgrader
 (`pip install -e .[course]`): the same notebooks with every solution replaced by a stub.
 """
 
@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from .paths import REPO_ROOT
+from ..paths import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 QUESTIONS_FILE = NOTEBOOKS / "questions.json"
@@ -183,27 +183,3 @@ def autograde(course: str | Path, notebook: str | Path, student: str = "instruct
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         result = gradebook.find_submission(assignment, student)
         return result.score, result.max_score
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m scratchgpt.course", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("student-edition", help="build the student edition with nbgrader")
-    build.add_argument("out", help="folder for the nbgrader course (source/ and release/)")
-    build.add_argument("notebooks", nargs="*", help="notebooks to include (default: all with exercises)")
-    check = sub.add_parser("check-questions", help="validate notebooks/questions.json")
-    check.add_argument("path", nargs="?", default=QUESTIONS_FILE)
-    args = parser.parse_args(argv)
-    if args.command == "student-edition":
-        release = build_student_edition(args.out, args.notebooks or None)
-        for path in sorted(release.glob("*/*.ipynb")):
-            print(path.relative_to(release.parent))
-    else:
-        counts = {name: len(items) for name, items in load_questions(args.path).items()}
-        print(", ".join(f"{name}: {n}" for name, n in counts.items()))
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from .config import GPT2_SIZES, GPTConfig
+from ..config import GPT2_SIZES, GPTConfig, config_of
 
 PROFILE_ENV = "SCRATCHGPT_PROFILE"
 DEFAULT_PROFILE = "tiny"
@@ -43,6 +43,7 @@ class Profile:
     description: str
     model: GPTConfig                      # architecture of the model the notebooks build and train
     weights: str | None = None            # GPT-2 release to load ("124M", ...), None: train our own
+    weights_file: str | None = None       # a local GPT-2-format file loaded instead, unverified (tests only)
     device: str = "cpu"                   # "cpu", "cuda", or "auto" (cuda when available)
     pretrain_text: str = "the-verdict.txt"
     pretrain_context: int | None = None   # windows for pretraining/evaluating on short texts (None: the model's)
@@ -184,11 +185,9 @@ def profile(name: str | None = None, *, check_device: bool = True) -> Profile:
         if not torch.cuda.is_available():
             raise ProfileError(f"the {name} profile needs a CUDA GPU and this machine has none: "
                                "choose another profile, e.g. SCRATCHGPT_PROFILE=tiny or gpt2.")
-    standin = os.environ.get(STANDIN_ENV)
+    standin = os.environ.get(STANDIN_ENV)   # read here only: the profile carries it on (`weights_file`)
     if p.weights and standin:
-        from .gpt2_weights import config_of
-
         print(f"WARNING: {STANDIN_ENV} is set: the {name} profile uses the TEST-ONLY stand-in weights "
               f"{os.path.basename(standin)}, NOT OpenAI's, and skips the manifest's checksum", file=sys.stderr)
-        p = dataclasses.replace(p, model=config_of(standin), **STANDIN_LIMITS)
+        p = dataclasses.replace(p, model=config_of(standin), weights_file=standin, **STANDIN_LIMITS)
     return p

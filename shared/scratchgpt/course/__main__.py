@@ -1,0 +1,29 @@
+"""`python -m scratchgpt.course`: build the student edition of the exercises, or check the question bank."""
+
+from __future__ import annotations
+
+from .exercises import QUESTIONS_FILE, build_student_edition, load_questions
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m scratchgpt.course", description="Build the student edition of the exercises, or check the question bank.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("student-edition", help="build the student edition with nbgrader")
+    build.add_argument("out", help="folder for the nbgrader course (source/ and release/)")
+    build.add_argument("notebooks", nargs="*", help="notebooks to include (default: all with exercises)")
+    check = sub.add_parser("check-questions", help="validate notebooks/questions.json")
+    check.add_argument("path", nargs="?", default=QUESTIONS_FILE)
+    args = parser.parse_args(argv)
+    if args.command == "student-edition":
+        release = build_student_edition(args.out, args.notebooks or None)
+        for path in sorted(release.glob("*/*.ipynb")):
+            print(path.relative_to(release.parent))
+    else:
+        counts = {name: len(items) for name, items in load_questions(args.path).items()}
+        print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+
+
+if __name__ == "__main__":
+    main()
