@@ -1,4 +1,5 @@
 import pytest
+
 from scratchgpt import seed_everything
 
 

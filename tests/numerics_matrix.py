@@ -3,7 +3,8 @@
     python tests/numerics_matrix.py                      # all paths below, about 12 minutes each on 2 cores
     python tests/numerics_matrix.py avx2 omp1            # some of them
     python tests/numerics_matrix.py default -- -x        # pytest options after --
-    python tests/numerics_matrix.py -- notebooks/stage3_finetuning/06_classification_finetuning.ipynb   # some notebooks
+    # some notebooks:
+    python tests/numerics_matrix.py -- notebooks/stage3_finetuning/06_classification_finetuning.ipynb
 
 Another CPU runs other matrix-multiply kernels and rounds differently in the last bits. These
 environment variables change the arithmetic the same way on this machine, without another CPU
@@ -41,7 +42,8 @@ def run(name: str, pytest_args: list[str]) -> tuple[str, float]:
     log.write_text(proc.stdout + proc.stderr)
     summary = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
     failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
-    return ("\n".join([summary, *failed]), time.time() - start) if proc.returncode else (summary, time.time() - start)
+    return (("\n".join([summary, *failed]), time.time() - start) if proc.returncode
+            else (summary, time.time() - start))
 
 
 def main(argv: list[str]) -> int:
@@ -55,7 +57,8 @@ def main(argv: list[str]) -> int:
     for name in names:
         print(f"--- {name}: {PATHS[name] or 'as installed'}", flush=True)
         results[name] = run(name, pytest_args)
-        print(f"    {results[name][0]} ({results[name][1] / 60:.1f} min; log: runs/numerics-{name}.log)", flush=True)
+        print(f"    {results[name][0]} ({results[name][1] / 60:.1f} min; "
+              f"log: runs/numerics-{name}.log)", flush=True)
     print("\n| path | environment | notebooks |\n|---|---|---|")
     for name, (summary, _) in results.items():
         env = " ".join(f"{k}={v}" for k, v in PATHS[name].items()) or "(none)"

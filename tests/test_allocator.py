@@ -24,7 +24,8 @@ print(kept, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, resourc
 
 
 def page_faults(mode: str) -> tuple[str, int, int]:
-    out = subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True, check=True).stdout.split()
+    run = subprocess.run([sys.executable, "-c", STEPS, mode], capture_output=True, text=True, check=True)
+    out = run.stdout.split()
     return out[0], int(out[1]), int(out[2])
 
 

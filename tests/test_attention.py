@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from scratchgpt import GPTConfig
 from scratchgpt.attention import MultiHeadAttention
 
@@ -73,7 +74,8 @@ def _causal_attention_and_grad(attend, qkv, n_head, dtype):
     x = qkv.to(dtype).detach().requires_grad_()
     q, k, v = (t.view(B, T, n_head, C3 // 3 // n_head).transpose(1, 2) for t in x.split(C3 // 3, dim=2))
     y = attend(q, k, v)
-    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype))
+    y.backward(torch.randn(y.shape, generator=torch.Generator().manual_seed(1),
+                           dtype=torch.float64).to(dtype))
     return y.double(), x.grad.double()
 
 
@@ -86,7 +88,8 @@ def test_spelled_attention_is_exact_causal_attention_with_its_mask_outside_autog
     masking outside autograd loses no gradient (softmax's is zero where its output is)."""
     layer = MultiHeadAttention(CFG)
     qkv = torch.randn(2, 32, 3 * CFG.n_embd, dtype=torch.float64)
-    ours = _causal_attention_and_grad(lambda q, k, v: layer._spelled_causal_attention(q, k, v, 0.0), qkv, 4, torch.float64)
+    ours = _causal_attention_and_grad(lambda q, k, v: layer._spelled_causal_attention(q, k, v, 0.0),
+                                      qkv, 4, torch.float64)
     ref = _causal_attention_and_grad(_sdpa, qkv, 4, torch.float64)
     for a, b in zip(ours, ref):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
@@ -118,6 +121,7 @@ def test_bf16_attention_on_a_cpu_is_spelled_out_up_to_its_limit_and_as_accurate_
 
     for T, dtype in [(SPELLED_BF16_MAX_T + 1, torch.bfloat16), (256, torch.float32)]:
         qkv = torch.randn(1, T, 3 * cfg.n_embd, dtype=torch.float64)
-        for a, b in zip(_causal_attention_and_grad(ours_fn, qkv, 2, dtype), _causal_attention_and_grad(_sdpa, qkv, 2, dtype)):
+        for a, b in zip(_causal_attention_and_grad(ours_fn, qkv, 2, dtype),
+                        _causal_attention_and_grad(_sdpa, qkv, 2, dtype)):
             torch.testing.assert_close(a, b, atol=0, rtol=0)
     assert calls == [1]

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+
 from scratchgpt import EOT, EOT_ID, gpt2_tokenizer
 from scratchgpt.classification import SpamDataset, classify, to_classifier
 from scratchgpt.course.profiles import profile
@@ -54,7 +55,8 @@ def test_negative_lengths_are_refused():
 
 def test_instruction_entries_with_a_missing_key_name_the_entry():
     good = {"instruction": "Say hi.", "input": "", "output": "Hi."}
-    with pytest.raises(ValueError, match="instruction entry 1 has no 'output' key \\(it has \\['input', 'instruction'\\]\\)"):
+    with pytest.raises(ValueError, match="instruction entry 1 has no 'output' key "
+                                         "\\(it has \\['input', 'instruction'\\]\\)"):
         InstructionDataset([good, {"instruction": "Say bye.", "input": ""}])
     with pytest.raises(ValueError, match="instruction entry 0 is a str"):
         InstructionDataset(["Say hi."])

@@ -18,7 +18,8 @@ def test_bench_quick_smoke(tmp_path):
     results = json.loads(out.read_text())
     assert results["matmul_gflops"] > 0 and results["bf16_matmul_gflops"] > 0 and results["read_gb_s"] > 0
     assert [(t["model"], t["precision"]) for t in results["training"]] == \
-        [("tiny profile", "fp32"), ("GPT-2 124M", "fp32")] + [("GPT-2 124M", "bf16")] * results["bf16_training"]
+        [("tiny profile", "fp32"), ("GPT-2 124M", "fp32")] + \
+        [("GPT-2 124M", "bf16")] * results["bf16_training"]
     assert all(t["tokens_per_s"] > 0 and t["mfu"] > 0 for t in results["training"])
     assert results["generation"]["ratio"] > 0 and results["attention"][0]["ratio"] > 0
     assert 0 < results["generation"]["bandwidth_share"]
@@ -44,7 +45,7 @@ def test_weight_bytes_of_a_decoding_step_are_the_models_own():
 def test_limits_are_measured_beside_each_figure_and_the_higher_counts(monkeypatch):
     """`Limits.beside` measures the limit just before and just after the workload and keeps the higher:
     a hand-worked sequence of stand-in measurements."""
-    from scratchgpt import bench
+    from scratchgpt.tools import bench
 
     readings = iter([30e9, 50e9, 40e9, 35e9])
     monkeypatch.setattr(bench, "memory_bandwidth", lambda megabytes: next(readings))
@@ -59,7 +60,7 @@ def test_limits_are_measured_beside_each_figure_and_the_higher_counts(monkeypatc
 
 
 def test_bad_counts_are_refused_by_name(capsys):
-    from scratchgpt import bench
+    from scratchgpt.tools import bench
 
     for flag in ("--gpt2-steps", "--decode-rounds"):
         with pytest.raises(SystemExit):
@@ -72,7 +73,7 @@ def test_paired_training_speed_alternates_the_precisions_and_compares_within_eac
     in round 1 and, after the host "slows down" 3x, 3 units in round 2 (fp32 6 units). The calls must
     alternate round by round after one warm-up each, and each round's ratio must be 2.0 however the
     host drifted; the medians over all steps are of all the steps."""
-    from scratchgpt import bench
+    from scratchgpt.tools import bench
 
     clock, calls, state = [0.0], [], {"slow": 1.0}
 
@@ -93,3 +94,27 @@ def test_paired_training_speed_alternates_the_precisions_and_compares_within_eac
     assert ratios == [[1.0, 2.0], [1.0, 2.0]]
     assert fp32 == 10 / 4.0                   # steps 2, 2, 6, 6 units: median 4, 10 tokens a step
     assert bf16 == 10 / 2.0                   # steps 1, 1, 3, 3 units: median 2
+
+
+def test_matmul_rate_fits_its_time_budget_by_timing_fewer_rows(monkeypatch):
+    """A stand-in product whose time is 1 unit per row: the probe's 8 rows estimate 1 unit per row,
+    so a budget of 44 units leaves (44 / 11 =) 4 rows for 10 repeats; the probe's 8 is the floor."""
+    from scratchgpt.engine import precision
+
+    clock, rows_timed = [0.0], []
+
+    class Timed(torch.Tensor):
+        def __matmul__(self, other):
+            clock[0] += self.size(0)
+            rows_timed.append(self.size(0))
+            return torch.Tensor.__matmul__(self.as_subclass(torch.Tensor), other)
+
+    real_randn = torch.randn
+    monkeypatch.setattr(precision.torch, "randn", lambda *a, **k: real_randn(*a, **k).as_subclass(Timed))
+    monkeypatch.setattr(precision.time, "perf_counter", lambda: clock[0])
+    rate = precision.matmul_rate(n=1024, k=4, m=4, repeats=10, max_seconds=44.0)
+    assert set(rows_timed) == {8}                      # 1024 rows would take 1024 units each: too long
+    assert rate == 2 * 8 * 4 * 4 / 8                   # FLOPs of one 8-row product over its 8 units
+    rows_timed.clear()
+    precision.matmul_rate(n=16, k=4, m=4, repeats=3, max_seconds=1e6)
+    assert rows_timed == [8, 8] + [16] * 4             # a generous budget: all 16 rows, every repeat

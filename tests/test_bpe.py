@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from scratchgpt import gpt2_tokenizer, read_text
 from scratchgpt.bpe import EOT, BPETokenizer, bytes_to_unicode
 from scratchgpt.paths import REPO_ROOT
@@ -40,13 +41,15 @@ def test_equals_tiktoken_on_tinyshakespeare(ours):
 KOREAN = """대규모 언어 모델(LLM)은 많은 양의 텍스트 데이터로 훈련된 심층 신경망입니다.
 사전 훈련 단계에서 모델은 다음 단어를 예측하며 말뭉치의 패턴을 배우고, 미세 튜닝 단계에서는
 레이블이 있는 작은 데이터셋으로 특정 작업(예: 스팸 분류, 지시 따르기)에 맞춰집니다.
-트랜스포머의 셀프 어텐션은 시퀀스의 각 위치가 다른 모든 위치를 참고하게 합니다 — 2017년 논문 "Attention Is All You Need".
+트랜스포머의 셀프 어텐션은 시퀀스의 각 위치가 다른 모든 위치를 참고하게 합니다 \
+— 2017년 논문 "Attention Is All You Need".
 GPT-3는 1,750억 개의 파라미터를 가졌고, 퓨샷(few-shot) 학습과 창발적 능력으로 주목받았습니다!
 """
 
 
 def test_equals_tiktoken_on_korean_text(ours):
-    texts = [KOREAN] + [p.read_text(encoding="utf-8") for p in sorted(SEED_DIR.glob("*.txt"))]  # seed notes too, where present
+    # seed notes too, where present
+    texts = [KOREAN] + [p.read_text(encoding="utf-8") for p in sorted(SEED_DIR.glob("*.txt"))]
     tik = gpt2_tokenizer()
     for text in texts:
         ids = ours.encode(text)
@@ -63,7 +66,8 @@ def test_special_tokens(ours):
         ours.encode(text)
 
 
-@pytest.mark.parametrize("text", ["", " ", "hello world", "naïve café 🙂", "대규모 언어 모델", "a\n\n  b\t'll've"])
+@pytest.mark.parametrize("text", ["", " ", "hello world", "naïve café 🙂", "대규모 언어 모델",
+                                  "a\n\n  b\t'll've"])
 def test_round_trips(ours, text):
     assert ours.decode(ours.encode(text)) == text
 

@@ -3,6 +3,7 @@ files are refused or cleaned up with an error that names the problem."""
 
 import pytest
 import torch
+
 from scratchgpt import GPTConfig
 from scratchgpt.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from scratchgpt.model import GPT
@@ -55,7 +56,8 @@ def test_mismatched_configuration_names_the_tensors(tmp_path):
     save_checkpoint(tmp_path / "a.safetensors", GPT(CFG))
     other = GPT(CFG.with_(n_embd=64))
     before = {k: v.clone() for k, v in other.state_dict().items()}
-    with pytest.raises(CheckpointError, match=r"another model configuration.*transformer.h.0.attn.c_attn.weight "
+    with pytest.raises(CheckpointError, match=r"another model configuration.*"
+                                              r"transformer.h.0.attn.c_attn.weight "
                                               r"\(checkpoint \(96, 32\), model \(192, 64\)\)"):
         load_checkpoint(tmp_path / "a.safetensors", other)
     assert all(torch.equal(before[k], v) for k, v in other.state_dict().items())  # nothing changed

@@ -27,10 +27,14 @@ def test_check_prints_the_range_and_the_verdict(capsys):
 
 
 def test_the_sanitizer_masks_the_figure_and_keeps_the_verdict():
-    here = "epoch 1: train loss ~0.127, acc ~95.0% | val loss ~-0.183 ~51,003 ~1.6e+12 (expected 94.0% to 100.0%): OK"
-    there = "epoch 1: train loss ~0.131, acc ~96.2% | val loss ~-0.190 ~50,998 ~1.7e+12 (expected 94.0% to 100.0%): OK"
+    here = ("epoch 1: train loss ~0.127, acc ~95.0% | val loss ~-0.183 ~51,003 ~1.6e+12 "
+            "(expected 94.0% to 100.0%): OK")
+    there = ("epoch 1: train loss ~0.131, acc ~96.2% | val loss ~-0.190 ~50,998 ~1.7e+12 "
+             "(expected 94.0% to 100.0%): OK")
     assert sanitize(here) == sanitize(there)
-    assert sanitize(here).startswith("epoch 1: train loss ~N, acc ~N | val loss ~N ~N ~N (expected 94.0% to 100.0%)")
+    assert sanitize(here).startswith("epoch 1: train loss ~N, acc ~N | val loss ~N ~N ~N "
+                                     "(expected 94.0% to 100.0%)")
     assert sanitize(here) != sanitize(here.replace(": OK", ": OUT OF RANGE"))
     assert sanitize("accuracy 95.0%") == "accuracy 95.0%"            # figures without ~ stay compared
-    assert approx(0.1234) == "~0.123" and approx(0.5, ".0%") == "~50%" and approx(-3.14159, "8.2f") == "~-3.14"
+    assert approx(0.1234) == "~0.123" and approx(0.5, ".0%") == "~50%" \
+        and approx(-3.14159, "8.2f") == "~-3.14"

@@ -2,6 +2,7 @@ from collections import Counter
 
 import pytest
 import torch
+
 from scratchgpt import EOT_ID, GPTConfig, gpt2_tokenizer
 from scratchgpt.classification import (
     SpamDataset,

@@ -5,6 +5,7 @@ import http.server
 import threading
 
 import pytest
+
 from scratchgpt.data import MIRROR_ENV, DataError, fetch, load_manifest
 
 
@@ -78,7 +79,8 @@ def test_mirror_with_wrong_checksum_is_an_error(tmp_path, monkeypatch):
 
 def test_missing_file_offline_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
-    with pytest.raises(DataError, match=r"cannot get a.txt.*download from .* failed.*set SCRATCHGPT_DATA_MIRROR"):
+    with pytest.raises(DataError,
+                       match=r"cannot get a.txt.*download from .* failed.*set SCRATCHGPT_DATA_MIRROR"):
         fetch("a.txt", data_dir=tmp_path, manifest=entry("a.txt", b"hello", UNREACHABLE))
     assert list(tmp_path.iterdir()) == []
 
@@ -89,7 +91,8 @@ def test_corrupt_cached_file_is_replaced_from_the_mirror(tmp_path, monkeypatch):
     (mirror / "a.txt").write_bytes(b"hello")
     (tmp_path / "a.txt").write_bytes(b"hel")  # an old, truncated copy
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    assert fetch("a.txt", data_dir=tmp_path, manifest=entry("a.txt", b"hello", UNREACHABLE)).read_bytes() == b"hello"
+    assert fetch("a.txt", data_dir=tmp_path,
+                 manifest=entry("a.txt", b"hello", UNREACHABLE)).read_bytes() == b"hello"
 
 
 def test_download_verifies_and_writes_atomically(tmp_path, monkeypatch, server):
@@ -97,7 +100,8 @@ def test_download_verifies_and_writes_atomically(tmp_path, monkeypatch, server):
     (root / "a.txt").write_bytes(b"hello")
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     cache = tmp_path / "cache"
-    assert fetch("a.txt", data_dir=cache, manifest=entry("a.txt", b"hello", f"{base}/a.txt")).read_bytes() == b"hello"
+    assert fetch("a.txt", data_dir=cache,
+                 manifest=entry("a.txt", b"hello", f"{base}/a.txt")).read_bytes() == b"hello"
     assert no_leftovers(cache)
 
 

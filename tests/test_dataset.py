@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from scratchgpt import gpt2_tokenizer, read_text
 from scratchgpt.dataset import GPTDataset, create_dataloader
 

@@ -3,6 +3,7 @@ agreement in bf16."""
 
 import pytest
 import torch
+
 from scratchgpt import GPTConfig
 from scratchgpt.engine.decoding import LAYOUTS, Decoder, onednn_available
 from scratchgpt.generation import generate, logits_finite
@@ -46,7 +47,8 @@ def test_logits_equal_the_models(model):
     with torch.no_grad():
         torch.testing.assert_close(dec.step(idx[:, :6]), model(idx[:, :6])[:, -1], atol=1e-5, rtol=1e-5)
         for t in range(6, 10):                                       # one token at a time, from the cache
-            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1],
+                                       atol=1e-5, rtol=1e-5)
         dec.length = 4                                               # several new tokens after cached ones
         torch.testing.assert_close(dec.step(idx[:, 4:9]), model(idx[:, :9])[:, -1], atol=1e-5, rtol=1e-5)
 
@@ -60,7 +62,8 @@ def test_greedy_tokens_equal_generate_also_past_the_context(model):
 def test_sampling_and_end_of_text_follow_generate(model):
     prompt = torch.randint(0, 300, (1, 4))
     a = generate(model, prompt, 12, temperature=1.0, top_k=20, generator=torch.Generator().manual_seed(1))
-    b = Decoder(model).generate(prompt, 12, temperature=1.0, top_k=20, generator=torch.Generator().manual_seed(1))
+    b = Decoder(model).generate(prompt, 12, temperature=1.0, top_k=20,
+                                generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     eos = int(generate(model, prompt, 3)[0, -1])                    # the 3rd greedy token, as end-of-text
     assert Decoder(model).generate(prompt, 20, eos_id=eos).size(1) == 4 + 3
@@ -94,12 +97,18 @@ def test_every_weight_layout_computes_the_models_logits(model, layout):
     with torch.no_grad():
         torch.testing.assert_close(dec.step(idx[:, :8]), model(idx[:, :8])[:, -1], atol=1e-5, rtol=1e-5)
         for t in range(8, 12):
-            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1],
+                                       atol=1e-5, rtol=1e-5)
         one = Decoder(model, layout=layout)                         # a batch of one: the matrix-vector path
         torch.testing.assert_close(one.step(idx[:1, :8]), model(idx[:1, :8])[:, -1], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(one.step(idx[:1, 8:9]), model(idx[:1, :9])[:, -1], atol=1e-5, rtol=1e-5)
+        if layout == "packed" and not onednn_available(torch.bfloat16):
+            with pytest.raises(ValueError, match="layout must be 'auto' or one of"):
+                Decoder(model, dtype=torch.bfloat16, max_batch=2, layout=layout)
+            return                                                  # this CPU cannot pack bf16 weights
         bf16 = Decoder(model, dtype=torch.bfloat16, max_batch=2, layout=layout)
-        agree = sum((bf16.step(idx[:, t: t + 1]).argmax(-1) == model(idx[:, : t + 1])[:, -1].argmax(-1)).sum().item()
+        agree = sum((bf16.step(idx[:, t: t + 1]).argmax(-1)
+                     == model(idx[:, : t + 1])[:, -1].argmax(-1)).sum().item()
                     for t in range(12))
     assert agree >= 0.9 * 24                                         # teacher-forced, 2 x 12 positions
 
@@ -126,7 +135,8 @@ def compiled():
     """An fp32 and a bf16 decoder compiled for batches of 2, of the same model as `model` (compiling
     takes seconds, so once for the module's tests)."""
     m = make_model()
-    return m, Decoder(m, max_batch=2, compile=True), Decoder(m, dtype=torch.bfloat16, max_batch=2, compile=True)
+    return (m, Decoder(m, max_batch=2, compile=True),
+            Decoder(m, dtype=torch.bfloat16, max_batch=2, compile=True))
 
 
 @pytest.mark.slow
@@ -137,7 +147,8 @@ def test_the_compiled_step_computes_the_models_logits_and_never_recompiles(compi
         dec.length = 0
         torch.testing.assert_close(dec.step(idx[:, :8]), model(idx[:, :8])[:, -1], atol=1e-5, rtol=1e-5)
         for t in range(8, 12):                                       # one token each: the compiled graph
-            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1], atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(dec.step(idx[:, t: t + 1]), model(idx[:, : t + 1])[:, -1],
+                                       atol=1e-4, rtol=1e-4)
         # its key/value cache is the decoder's: an eager step after compiled ones sees the same context
         dec.length = 11
         torch.testing.assert_close(dec.step(idx[:1, 11:12]), model(idx[:1, :12])[:, -1], atol=1e-4, rtol=1e-4)
@@ -154,8 +165,10 @@ def test_compiled_greedy_tokens_equal_generate_also_past_the_context(compiled):
 @pytest.mark.slow
 def test_compiled_bf16_agrees_with_the_eager_bf16_decoder(compiled):
     model, _, bf16 = compiled
-    agree, total = next_token_agreement(Decoder(model, dtype=torch.bfloat16, max_batch=2), bf16, rounds=10, seed=4)
-    print(f"compiled bf16 decoder: the same next token as the eager bf16 decoder at {agree / total:.1%} of {total}")
+    agree, total = next_token_agreement(Decoder(model, dtype=torch.bfloat16, max_batch=2), bf16,
+                                        rounds=10, seed=4)
+    print(f"compiled bf16 decoder: the same next token as the eager bf16 decoder "
+          f"at {agree / total:.1%} of {total}")
     assert agree >= 0.95 * total
 
 
@@ -191,7 +204,8 @@ def test_a_failed_compile_says_what_failed(model, monkeypatch):
             raise OSError("g++: command not found")
         return run
     monkeypatch.setattr(torch, "compile", compile_without_a_compiler)
-    with pytest.raises(RuntimeError, match=r"torch.compile could not compile .* C\+\+ compiler.*OSError: g\+\+: command not found"):
+    with pytest.raises(RuntimeError, match=r"torch.compile could not compile .* C\+\+ compiler.*"
+                                           r"OSError: g\+\+: command not found"):
         Decoder(model, compile=True)
 
 
@@ -209,8 +223,10 @@ def test_cached_attention_keeps_bf16_keys_exactly_in_an_fp32_cache_and_attends_o
     qkv = torch.randn(B, 3, H, hd, generator=g).to(torch.bfloat16)
     out = torch.ops.scratchgpt.cached_attention(qkv, kv, torch.tensor(start))
     assert out.dtype == torch.float32 and out.shape == (B, H * hd)
-    assert torch.equal(kv[0, :, :, start], qkv[:, 1].float()) and torch.equal(kv[1, :, :, start], qkv[:, 2].float())
-    assert not kv[:, :, :, start + 1:].any()                             # nothing written past the new position
+    assert torch.equal(kv[0, :, :, start], qkv[:, 1].float()) \
+        and torch.equal(kv[1, :, :, start], qkv[:, 2].float())
+    # nothing written past the new position
+    assert not kv[:, :, :, start + 1:].any()
     q, k, v = qkv[:, 0].double(), kv[0, :, :, : start + 1].double(), kv[1, :, :, : start + 1].double()
     weights = torch.softmax(torch.einsum("bhd,bhtd->bht", q, k) / hd ** 0.5, dim=-1)
     expected = torch.einsum("bht,bhtd->bhd", weights, v).reshape(B, H * hd)

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from scratchgpt.config import GPTConfig
 from scratchgpt.dpo import (
     PreferenceDataset,
@@ -89,7 +90,8 @@ def test_training_raises_the_margin_on_its_pairs():
     history = train_dpo(policy, reference, loader, loader, epochs=20, lr=1e-2, beta=0.5, eval_every=20,
                         log=lambda *_: None, progress=False)
     before, after = history.val[0], history.val[-1]
-    assert before["margin"] == pytest.approx(0.0, abs=1e-6) and before["loss"] == pytest.approx(math.log(2), abs=1e-5)
+    assert before["margin"] == pytest.approx(0.0, abs=1e-6) \
+        and before["loss"] == pytest.approx(math.log(2), abs=1e-5)
     assert after["margin"] > 1.0 and after["accuracy"] == 1.0 and after["loss"] < 0.3
     assert not any(p.requires_grad for p in reference.parameters())
 

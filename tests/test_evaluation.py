@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+
 from scratchgpt import GPTConfig
 from scratchgpt.evaluation import (
     MCItem,

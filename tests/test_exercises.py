@@ -5,6 +5,7 @@ import json
 import re
 
 import pytest
+
 from scratchgpt.course import exercises as course
 
 EXERCISE_NOTEBOOKS = sorted(course.NOTEBOOKS.glob("stage[123]_*/0[1-8]_*.ipynb"))
@@ -29,8 +30,10 @@ def test_every_notebook_has_a_valid_question_set_and_shows_it():
 
 @pytest.mark.parametrize("change, message", [
     (lambda q: q["01_text_data"][0].update(answer=7), "01_text_data, question 1: answer must be the index"),
-    (lambda q: q["02_attention"][2].update(answer=True), "02_attention, question 3: answer must be the index"),
-    (lambda q: q["01_text_data"][1].update(choices=["same", "same"]), "question 2: needs at least two different"),
+    (lambda q: q["02_attention"][2].update(answer=True),
+     "02_attention, question 3: answer must be the index"),
+    (lambda q: q["01_text_data"][1].update(choices=["same", "same"]),
+     "question 2: needs at least two different"),
     (lambda q: q["01_text_data"][0].update(why=" "), "non-empty string"),
     (lambda q: q["01_text_data"][0].pop("why"), "keys must be"),
     (lambda q: q.update(extra=q["01_text_data"][:4]), "extra: needs 5 to 10 questions, has 4"),
@@ -115,7 +118,8 @@ def test_the_instructor_version_gets_full_marks_and_the_student_version_none(edi
     assert course.autograde(out, release / path.stem / path.name, student="learner") == (0, n_exercises)
     graded = cells(out / "autograded" / "learner" / path.stem / path.name)
     first = next(i for i, c in enumerate(graded) if nbgrader(c).get("solution"))
-    errors = [i for i, c in enumerate(graded) if any(o["output_type"] == "error" for o in c.get("outputs", []))]
+    errors = [i for i, c in enumerate(graded)
+              if any(o["output_type"] == "error" for o in c.get("outputs", []))]
     assert errors and min(errors) == first
     assert all(nbgrader(graded[i]).get("solution") or nbgrader(graded[i]).get("grade") for i in errors)
     assert all(graded[i]["outputs"][-1]["ename"] == "NotImplementedError"

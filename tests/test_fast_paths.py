@@ -4,6 +4,7 @@ import shutil
 
 import pytest
 import torch
+
 from scratchgpt import GPTConfig
 from scratchgpt.model import GPT
 from scratchgpt.training import make_optimizer, train
@@ -75,7 +76,7 @@ def test_bf16_autocast_trains_close_to_fp32():
         model = GPT(CFG)
         dtypes = set()   # what the attention projection computes in, during training: proof autocast ran
         hook = model.transformer.h[0].attn.c_attn.register_forward_hook(
-            lambda mod, inp, out: dtypes.add(out.dtype) if mod.training else None)
+            lambda mod, inp, out, dtypes=dtypes: dtypes.add(out.dtype) if mod.training else None)
         train(model, make_optimizer(model, 1e-2), batches, batches[:1], epochs=2, eval_every=1000,
               log=lambda *a: None, progress=False, amp_dtype=amp)
         hook.remove()

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from scratchgpt import GPTConfig
 from scratchgpt.generation import filter_logits, generate, generate_text
 from scratchgpt.model import GPT
@@ -32,7 +33,8 @@ def test_temperature_zero_is_greedy_even_with_filters(model):
 
 def test_sampling_is_reproducible_with_a_generator(model):
     idx = torch.tensor([[5, 6]])
-    runs = [generate(model, idx, 8, temperature=1.5, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    runs = [generate(model, idx, 8, temperature=1.5, generator=torch.Generator().manual_seed(3))
+            for _ in range(2)]
     assert torch.equal(*runs)
 
 
@@ -121,7 +123,8 @@ def test_cached_forward_in_chunks_equals_one_pass(model):
 
 def test_last_only_gives_the_last_positions_logits():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=50, context_length=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)).eval()
+    model = GPT(GPTConfig(vocab_size=50, context_length=16, n_embd=32, n_layer=2, n_head=4,
+                          dropout=0.0)).eval()
     idx = torch.randint(0, 50, (2, 9))
     with torch.no_grad():
         full, last = model(idx), model(idx, last_only=True)

@@ -7,11 +7,11 @@
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-
 from scratchgpt import GPTConfig
 from scratchgpt.gpt2_weights import load_gpt2_weights
 from scratchgpt.model import GPT
+
+transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_hub_layout_without_prefix_loads(hf_model_dir, tmp_path):
     from safetensors.torch import load_file, save_file
 
     path, hf = hf_model_dir
-    tensors = {k.removeprefix("transformer."): v.contiguous() for k, v in load_file(path / "model.safetensors").items()
-               if k != "lm_head.weight"}
+    tensors = {k.removeprefix("transformer."): v.contiguous()
+               for k, v in load_file(path / "model.safetensors").items() if k != "lm_head.weight"}
     tensors |= {f"h.{i}.attn.bias": torch.tril(torch.ones(1, 1, 32, 32)) for i in range(3)}
     save_file(tensors, tmp_path / "model.safetensors")
     model = load_gpt2_weights(GPT(OURS), tmp_path / "model.safetensors").eval()

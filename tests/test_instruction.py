@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from scratchgpt import EOT_ID
 from scratchgpt.instruction import (
     FUNCTION_WORDS,
@@ -49,7 +50,8 @@ def test_collate_pads_shifts_and_ignores_padding():
 def test_collate_masks_the_prompt_and_truncates():
     # (tokens, prompt length): the first 3 tokens are the prompt, so targets 0 and 1 (tokens 1, 2) are masked
     x, y = collate([([1, 2, 3, 4, 5], 3), ([6, 7, 8], 2)], mask_prompt=True)
-    assert y.tolist() == [[IGNORE_INDEX, IGNORE_INDEX, 4, 5, EOT_ID], [IGNORE_INDEX, 8, EOT_ID, IGNORE_INDEX, IGNORE_INDEX]]
+    assert y.tolist() == [[IGNORE_INDEX, IGNORE_INDEX, 4, 5, EOT_ID],
+                          [IGNORE_INDEX, 8, EOT_ID, IGNORE_INDEX, IGNORE_INDEX]]
     x, y = collate([[1, 2, 3, 4, 5]], allowed_max_length=3)
     assert x.tolist() == [[1, 2, 3]] and y.tolist() == [[2, 3, 4]]
 
@@ -109,7 +111,8 @@ def test_metrics_on_hand_made_pairs():
     # LCS of 'a b c d' and 'a c b d' (after normalising away nothing) is 3
     assert rouge_l("w x y z", "w y x z") == pytest.approx(0.75)
     assert rouge_l("cat sat", "cat sat") == 1.0 and rouge_l("dog", "cat") == 0.0
-    assert token_f1("sat cat", "cat sat") == 1.0 and rouge_l("sat cat", "cat sat") == 0.5  # order matters to ROUGE-L
+    # order matters to ROUGE-L
+    assert token_f1("sat cat", "cat sat") == 1.0 and rouge_l("sat cat", "cat sat") == 0.5
     scores = score_responses(["Paris.", "red"], ["paris", "blue"])
     assert scores == {"exact_match": 0.5, "token_f1": 0.5, "content_f1": 0.5, "rouge_l": 0.5}
     with pytest.raises(ValueError):

@@ -53,7 +53,7 @@ def kind(name: str) -> str:
 
 
 def test_the_graph_was_read():
-    assert {"scratchgpt.model", "scratchgpt.engine.fused_loss", "scratchgpt.course.profiles",
+    assert {"scratchgpt.model", "scratchgpt.engine.loss", "scratchgpt.course.profiles",
             "scratchgpt.tools.pretrain"} <= set(GRAPH)
     assert "scratchgpt.attention" in GRAPH["scratchgpt.model"]
     assert "scratchgpt.engine" in GRAPH["scratchgpt.tools.pretrain"]

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 import torch
 import transformers
+
 from scratchgpt.config import GPTConfig
 from scratchgpt.generation import generate
 from scratchgpt.llama import Llama, LlamaConfig, RMSNorm, apply_rope, rope_angles
@@ -16,7 +17,8 @@ SMALL = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=176, num_
 
 def hf_model(cfg: LlamaConfig, seed: int = 0):
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "rope_theta"}
-    hf_cfg = transformers.LlamaConfig(**fields, rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+    hf_cfg = transformers.LlamaConfig(**fields,
+                                      rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
                                       attention_bias=False, mlp_bias=False, attn_implementation="eager")
     torch.manual_seed(seed)
     model = transformers.LlamaForCausalLM(hf_cfg).eval()
@@ -49,8 +51,8 @@ def test_kv_cache_and_generation_match_transformers():
     prompt = torch.randint(0, SMALL.vocab_size, (2, 7), generator=torch.Generator().manual_seed(2))
     cached = generate(ours, prompt, 20, use_cache=True)
     uncached = generate(ours, prompt, 20, use_cache=False)
-    expected = reference.generate(prompt, max_new_tokens=20, do_sample=False, attention_mask=torch.ones_like(prompt),
-                                  pad_token_id=0)
+    expected = reference.generate(prompt, max_new_tokens=20, do_sample=False,
+                                  attention_mask=torch.ones_like(prompt), pad_token_id=0)
     assert torch.equal(cached, uncached)
     assert torch.equal(cached, expected)
     # several new tokens at once after a cached prefix (the mask's offset)

@@ -1,10 +1,11 @@
 import pytest
 import torch
+from torch import nn
+
 from scratchgpt import GPTConfig
 from scratchgpt.classification import to_classifier
 from scratchgpt.lora import LinearWithLoRA, apply_lora, count_trainable, merge_lora
 from scratchgpt.model import GPT
-from torch import nn
 
 CFG = GPTConfig(vocab_size=300, context_length=16, n_embd=32, n_layer=2, n_head=2, dropout=0.0)
 
@@ -24,7 +25,8 @@ def test_trainable_parameter_count():
     model = to_classifier(GPT(CFG), num_classes=2, trainable="all")
     apply_lora(model, rank=4, alpha=8, keep_trainable=("lm_head",))
     d, r = 32, 4
-    per_block = r * (d + 3 * d) + r * (d + d) + r * (d + 4 * d) + r * (4 * d + d)   # c_attn, c_proj, c_fc, mlp.c_proj
+    # c_attn, c_proj, c_fc, mlp.c_proj
+    per_block = r * (d + 3 * d) + r * (d + d) + r * (d + 4 * d) + r * (4 * d + d)
     assert count_trainable(model) == CFG.n_layer * per_block + (d * 2 + 2)          # plus the full new head
     assert all(not p.requires_grad for n, p in model.named_parameters() if n.endswith("linear.weight"))
     assert isinstance(model.transformer.h[0].attn.c_attn, LinearWithLoRA)

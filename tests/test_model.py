@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from scratchgpt import GPT2_SIZES, GPTConfig, count_parameters
 from scratchgpt.model import GPT
 

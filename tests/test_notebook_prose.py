@@ -11,9 +11,11 @@ import json
 import re
 
 import pytest
+
 from scratchgpt.paths import REPO_ROOT
 
-NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
 
 NUMBER = r"\d[\d,]*(?:\.\d+)?"
 FIGURE = re.compile(
@@ -21,8 +23,8 @@ FIGURE = re.compile(
     rf"{NUMBER}\s?(?:x|×)(?![\w])(?!\s*\d)|{NUMBER} times\b)")
 APPROX_WORDS = re.compile(r"(about|around|roughly|approximately|some|nearly|almost|under|over|up to|at least|"
                           r"at most|below|above|within|≈)\s*$", re.IGNORECASE)
-CITED = re.compile(r"\(([A-Z][\w-]+ et al\.?,? \d{4}|reported[^)]*|published[^)]*|source[^)]*)\)|\breported\b|"
-                   r"\bpublished\b|\bthe paper\b|\baccording to\b", re.IGNORECASE)
+CITED = re.compile(r"\(([A-Z][\w-]+ et al\.?,? \d{4}|reported[^)]*|published[^)]*|source[^)]*)\)|"
+                   r"\breported\b|\bpublished\b|\bthe paper\b|\baccording to\b", re.IGNORECASE)
 
 
 def prose_figures(markdown: str):

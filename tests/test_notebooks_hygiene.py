@@ -8,9 +8,11 @@ import json
 import re
 
 import pytest
+
 from scratchgpt.paths import REPO_ROOT
 
-NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
 MACHINE_PATH = re.compile(r"(/tmp/|/root/|/home/|/work/|site-packages|/usr/lib/python)")
 
 

@@ -23,8 +23,8 @@ def test_the_glossary_has_the_notes_terms_and_the_later_notebooks_terms():
     rows = glossary_rows()
     korean = " ".join(rows.values())
     for term in ["대규모 언어 모델", "파라미터", "말뭉치", "레이블", "텍스트 완성", "시퀀스", "창발적 능력",
-                 "자기 지도 학습", "사전 훈련", "미세 튜닝", "지시 미세 튜닝", "분류 미세 튜닝", "파운데이션 모델",
-                 "베이스 모델", "인코더", "디코더", "셀프 어텐션", "자기회귀"]:
+                 "자기 지도 학습", "사전 훈련", "미세 튜닝", "지시 미세 튜닝", "분류 미세 튜닝",
+                 "파운데이션 모델", "베이스 모델", "인코더", "디코더", "셀프 어텐션", "자기회귀"]:
         assert term in korean, term
     english = " ".join(rows)
     for term in ["logit", "softmax", "dropout", "context vector", "query / key / value", "perplexity",

@@ -5,6 +5,7 @@ import struct
 
 import numpy as np
 import pytest
+
 from scratchgpt import gpt2_tokenizer, read_text
 from scratchgpt.tools.pretokenize import (
     HEADER,
@@ -29,7 +30,8 @@ def tokens(tmp_path_factory):
 @pytest.fixture(scope="module")
 def shakespeare(tmp_path_factory):
     out = tmp_path_factory.mktemp("tokens")
-    summary = pretokenize(["tinyshakespeare.txt"], out, val_fraction=0.1, shard_tokens=100_000, progress=False)
+    summary = pretokenize(["tinyshakespeare.txt"], out, val_fraction=0.1, shard_tokens=100_000,
+                          progress=False)
     return out, summary
 
 
@@ -39,7 +41,8 @@ def test_round_trip_on_tinyshakespeare(shakespeare):
     assert summary["train"]["tokens"] + summary["val"]["tokens"] == 338_025   # as tokenizing the whole text
     assert [s["tokens"] for s in summary["train"]["shards"]] == [100_000, 100_000, 100_000, 1_974]
     assert json.loads((out / "tokens.json").read_text()) == summary
-    ids = {split: np.concatenate([read_shard(p) for p in shard_paths(out, split)]) for split in ("train", "val")}
+    ids = {split: np.concatenate([read_shard(p) for p in shard_paths(out, split)])
+           for split in ("train", "val")}
     enc = gpt2_tokenizer()
     train_text, val_text = enc.decode(ids["train"].tolist()), enc.decode(ids["val"].tolist())
     assert train_text + val_text == text
@@ -69,7 +72,8 @@ def test_documents_are_separated_by_end_of_text(tmp_path):
     (tmp_path / "b.txt").write_text("Second document.\nAlso two lines.")
     pretokenize([tmp_path / "a.txt", tmp_path / "b.txt"], tmp_path / "out", val_fraction=0.0, progress=False)
     ids = read_shard(tmp_path / "out" / "train_000000.bin").tolist()
-    assert gpt2_tokenizer().decode(ids) == "First document.\nIt has two lines.<|endoftext|>Second document.\nAlso two lines."
+    assert gpt2_tokenizer().decode(ids) == ("First document.\nIt has two lines.<|endoftext|>"
+                                            "Second document.\nAlso two lines.")
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -112,8 +116,10 @@ def test_stream_reads_across_shards_and_wraps(shakespeare):
     assert np.array_equal(stream.read(99_990, 25), whole[99_990:100_015])   # crosses a shard boundary
     x, y, nxt = stream.batch(99_000, batch_size=2, context=8, rank=1, world=2)
     assert nxt == 99_000 + 2 * 2 * 8
-    assert np.array_equal(x.numpy().ravel(), whole[99_016:99_032]) and np.array_equal(y.numpy().ravel(), whole[99_017:99_033])
-    x, _, nxt = stream.batch(stream.size - 10, batch_size=2, context=8)       # too close to the end: a new epoch
+    assert np.array_equal(x.numpy().ravel(), whole[99_016:99_032]) \
+        and np.array_equal(y.numpy().ravel(), whole[99_017:99_033])
+    # too close to the end: a new epoch
+    x, _, nxt = stream.batch(stream.size - 10, batch_size=2, context=8)
     assert nxt == 16 and np.array_equal(x.numpy().ravel(), whole[:16])
     with pytest.raises(ValueError, match="a global batch needs"):
         stream.batch(0, batch_size=1000, context=1024)
@@ -125,7 +131,8 @@ def test_pretokenize_refuses_empty_input_and_keeps_the_shards(tmp_path, tokens):
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     empty = tmp_path / "empty.txt"
     empty.write_text("  \n")
-    with pytest.raises(ValueError, match="nothing to tokenize: empty.txt is empty; the shards in .* are left as they were"):
+    with pytest.raises(ValueError, match="nothing to tokenize: empty.txt is empty; "
+                                         "the shards in .* are left as they were"):
         pretokenize([empty], out, progress=False)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 

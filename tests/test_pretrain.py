@@ -9,13 +9,14 @@ import time
 
 import pytest
 import torch
+
 from scratchgpt.checkpoint import CheckpointError, read_checkpoint
 from scratchgpt.tools.pretokenize import pretokenize
 from scratchgpt.tools.pretrain import parse_args, train
 
 # fp32: these tests compare runs to within 1e-5 (bf16 is tested on its own, with its own tolerance)
-SMALL = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--context", "32", "--no-progress", "--sample-tokens", "5",
-         "--dtype", "float32"]
+SMALL = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--context", "32", "--no-progress",
+         "--sample-tokens", "5", "--dtype", "float32"]
 
 
 def run(*args, check=True, **kwargs):
@@ -49,7 +50,8 @@ def test_tiny_profile_end_to_end(tmp_path):
     entries = log(out)
     assert [e["step"] for e in entries] == [15, 30]
     assert entries[-1]["train_loss"] < entries[0]["train_loss"] < 10.9     # it learns (ln 50257 = 10.8)
-    assert entries[-1]["tokens"] == 30 * 128 and entries[-1]["tokens_per_s"] > 0 and 0 < entries[-1]["mfu"] < 1
+    assert entries[-1]["tokens"] == 30 * 128 and entries[-1]["tokens_per_s"] > 0 \
+        and 0 < entries[-1]["mfu"] < 1
     assert (out / "loss.png").stat().st_size > 1000
     assert (out / "sample.txt").read_text().startswith("Every effort moves you")
     assert "sample:" in result.stdout
@@ -85,7 +87,8 @@ def test_killed_run_resumes_exactly(tokens, tmp_path):
     flags = ["--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "24", "--eval-every", "1",
              "--ckpt-every", "3", "--dropout", "0.1"]
     command = ["scratchgpt.pretrain", *flags]
-    train(parse_args([*flags, "--out", str(tmp_path / "whole")]))             # in this process: the same arithmetic
+    # in this process: the same arithmetic
+    train(parse_args([*flags, "--out", str(tmp_path / "whole")]))
 
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", *command, "--out", str(out)],
@@ -107,7 +110,8 @@ def test_killed_run_resumes_exactly(tokens, tmp_path):
     assert not list(out.glob(".*.part"))
     (whole, _), (again, _) = weights(tmp_path / "whole"), weights(out)
     assert whole.keys() == again.keys()
-    assert all(torch.equal(whole[k], again[k]) for k in whole)          # model, optimizer and generator states
+    # model, optimizer and generator states
+    assert all(torch.equal(whole[k], again[k]) for k in whole)
     print(f"killed after step {killed_at} (last checkpoint: step {saved_step}), resumed to step 24: "
           f"all {len(whole)} tensors bit-identical to the uninterrupted run")
     drop = ("tokens_per_s",)
@@ -117,10 +121,12 @@ def test_killed_run_resumes_exactly(tokens, tmp_path):
 
 def test_resume_with_other_settings_is_refused(tokens, tmp_path, capsys):
     out = tmp_path / "run"
-    base = ["--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "20", "--eval-every", "10", "--out", str(out)]
+    base = ["--data", str(tokens), *SMALL, "--batch-size", "2", "--steps", "20", "--eval-every", "10",
+            "--out", str(out)]
     train(parse_args(base))
     before = (out / "checkpoint.safetensors").read_bytes()
-    with pytest.raises(CheckpointError, match="belongs to a run with other settings; lr: checkpoint 0.001, now 0.01"):
+    with pytest.raises(CheckpointError,
+                       match="belongs to a run with other settings; lr: checkpoint 0.001, now 0.01"):
         train(parse_args([*base, "--lr", "0.01"]))
     with pytest.raises(CheckpointError, match="another model configuration"):
         train(parse_args([*base, "--n-embd", "64"]))
@@ -131,10 +137,13 @@ def test_resume_with_other_settings_is_refused(tokens, tmp_path, capsys):
 
 
 def test_missing_data_and_a_too_short_split_are_clear_errors(tokens, tmp_path):
-    result = run("scratchgpt.pretrain", "--data", str(tmp_path), *SMALL, "--out", str(tmp_path / "o"), check=False)
-    assert result.returncode != 0 and "no train_*.bin shards" in result.stderr and "Traceback" not in result.stderr
+    result = run("scratchgpt.pretrain", "--data", str(tmp_path), *SMALL, "--out", str(tmp_path / "o"),
+                 check=False)
+    assert result.returncode != 0 and "no train_*.bin shards" in result.stderr \
+        and "Traceback" not in result.stderr
     with pytest.raises(ValueError, match="a global batch needs 8,193 tokens .* but the split has only 4,613"):
-        train(parse_args(["--data", str(tokens), "--context", "4096", "--batch-size", "2", "--out", str(tmp_path / "o")]))
+        train(parse_args(["--data", str(tokens), "--context", "4096", "--batch-size", "2",
+                          "--out", str(tmp_path / "o")]))
     assert not (tmp_path / "o").exists()                                # failed before writing anything
 
 
@@ -156,7 +165,8 @@ def test_bf16_training_stays_close_to_fp32(tokens, tmp_path):
     for dtype in ("float32", "bfloat16"):
         train(parse_args([*common, "--dtype", dtype, "--out", str(tmp_path / dtype)]))
         runs[dtype] = log(tmp_path / dtype)
-    gaps = [abs(a["train_loss"] - b["train_loss"]) / a["train_loss"] for a, b in zip(runs["float32"], runs["bfloat16"])]
+    gaps = [abs(a["train_loss"] - b["train_loss"]) / a["train_loss"]
+            for a, b in zip(runs["float32"], runs["bfloat16"])]
     assert max(gaps) < 0.02 and max(gaps) > 0
     assert json.loads((tmp_path / "bfloat16" / "run.json").read_text())["amp_dtype"] == "bfloat16"
     print(f"bf16 vs fp32, 60 steps: largest relative gap in training loss {max(gaps):.2%}; "
@@ -165,8 +175,8 @@ def test_bf16_training_stays_close_to_fp32(tokens, tmp_path):
 
 def test_the_trainer_computes_its_loss_with_the_fused_head(tokens, tmp_path, monkeypatch):
     """One process, eager: every training and evaluation loss goes through the engine's fused head and
-    loss (tested for equality with F.cross_entropy in test_fused_loss.py)."""
-    import scratchgpt.engine.fused_loss as engine_loss
+    loss (tested for equality with F.cross_entropy in test_loss.py)."""
+    import scratchgpt.engine.loss as engine_loss
 
     seen = []
     real = engine_loss.fused_loss
@@ -190,7 +200,8 @@ def test_auto_precision_is_kept_on_resume(tokens, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer, "autocast_dtype", lambda device: "bfloat16")
     train(parse_args([*flags, "--steps", "2"]))
     monkeypatch.setattr(trainer, "autocast_dtype", lambda device: None)     # the timing now says fp32
-    train(parse_args([*flags, "--steps", "4"]))                             # ... and the resume goes on in bf16
+    # ... and the resume goes on in bf16
+    train(parse_args([*flags, "--steps", "4"]))
     assert json.loads((out / "run.json").read_text())["amp_dtype"] == "bfloat16"
 
 

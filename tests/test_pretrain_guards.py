@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+
 from scratchgpt.checkpoint import CheckpointError, read_checkpoint
 from scratchgpt.tools import pretrain as trainer
 from scratchgpt.tools.pretokenize import ShardError, pretokenize, write_shard
@@ -59,13 +60,16 @@ def test_every_flag_is_checked_and_named(flag, value, message, capsys):
 
 def test_a_given_zero_is_not_replaced_by_the_profile_default(tokens, tmp_path):
     # --min-lr 0 and --warmup-steps 0 are legitimate values: `args.x or default` would have lost them
-    args = small_run(tokens, tmp_path / "o", "--lr", "1e-3", "--min-lr", "0", "--warmup-steps", "0", "--steps", "2")
+    args = small_run(tokens, tmp_path / "o", "--lr", "1e-3", "--min-lr", "0", "--warmup-steps", "0",
+                     "--steps", "2")
     cfg = trainer.run_config(args, 1, tokens, "x", 10_000)
     assert (cfg.min_lr, cfg.warmup_steps, cfg.lr) == (0.0, 0, 1e-3)
     with pytest.raises(ValueError, match="--min-lr 0.01 is above the peak learning rate 0.001"):
-        trainer.run_config(small_run(tokens, tmp_path / "o", "--lr", "1e-3", "--min-lr", "1e-2"), 1, tokens, "x", 10_000)
+        trainer.run_config(small_run(tokens, tmp_path / "o", "--lr", "1e-3", "--min-lr", "1e-2"),
+                           1, tokens, "x", 10_000)
     with pytest.raises(ValueError, match="--warmup-steps 9 is more than the run's 4 steps"):
-        trainer.run_config(small_run(tokens, tmp_path / "o", "--steps", "4", "--warmup-steps", "9"), 1, tokens, "x", 10_000)
+        trainer.run_config(small_run(tokens, tmp_path / "o", "--steps", "4", "--warmup-steps", "9"),
+                           1, tokens, "x", 10_000)
 
 
 def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tokens, tmp_path, monkeypatch):
@@ -88,7 +92,8 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(tokens, tmp
     assert not (out / ".lock").exists()                              # the lock went with the run
     monkeypatch.undo()
     tensors, meta = read_checkpoint(out / "checkpoint.safetensors")
-    assert meta["step"] == "4" and all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
+    assert meta["step"] == "4" and all(torch.isfinite(t).all() for t in tensors.values()
+                                       if t.is_floating_point())
 
 
 def test_an_infinite_learning_rate_in_effect_is_stopped_from_the_command_line(tokens, tmp_path):
@@ -99,7 +104,8 @@ def test_an_infinite_learning_rate_in_effect_is_stopped_from_the_command_line(to
                              "--grad-clip", "0", "--eval-every", "1", "--ckpt-every", "1"],
                             capture_output=True, text=True)
     assert result.returncode != 0
-    assert "error: step" in result.stderr and "not finite" in result.stderr and "Traceback" not in result.stderr
+    assert "error: step" in result.stderr and "not finite" in result.stderr \
+        and "Traceback" not in result.stderr
     if (out / "checkpoint.safetensors").exists():          # whatever was saved holds finite numbers
         tensors, _ = read_checkpoint(out / "checkpoint.safetensors")
         assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
@@ -129,7 +135,8 @@ def test_a_resume_on_other_data_is_refused(tokens, tmp_path):
     before = (out / "checkpoint.safetensors").read_bytes()
     other = tmp_path / "other"
     pretokenize(["tinyshakespeare.txt"], other, progress=False)
-    with pytest.raises(CheckpointError, match="belongs to a run with other settings; data_sha256: checkpoint"):
+    with pytest.raises(CheckpointError,
+                       match="belongs to a run with other settings; data_sha256: checkpoint"):
         train(parse_args(["--data", str(other), *SMALL, "--out", str(out), "--steps", "2"]))
     assert (out / "checkpoint.safetensors").read_bytes() == before
     # the same data in another folder is the same data: the resume goes on
@@ -144,7 +151,8 @@ def test_a_resume_on_other_data_is_refused(tokens, tmp_path):
 
 def test_shards_of_another_tokenizer_or_vocabulary_are_refused(tmp_path):
     for split in ("train", "val"):
-        write_shard(tmp_path / "foreign" / f"{split}_000000.bin", np.arange(500) % 100, tokenizer="llama", vocab_size=100)
+        write_shard(tmp_path / "foreign" / f"{split}_000000.bin", np.arange(500) % 100, tokenizer="llama",
+                    vocab_size=100)
         write_shard(tmp_path / "wide" / f"{split}_000000.bin", np.arange(500), vocab_size=60_000)
     with pytest.raises(ShardError, match="holds 'llama' tokens; this trainer reads 'gpt2' tokens"):
         train(parse_args(["--data", str(tmp_path / "foreign"), *SMALL, "--out", str(tmp_path / "o")]))

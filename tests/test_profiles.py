@@ -1,4 +1,5 @@
 import pytest
+
 from scratchgpt import GPT2_SIZES, PROFILES, count_parameters, profile, seed_everything
 from scratchgpt.config import GPT3_175B, GPTConfig
 
@@ -74,6 +75,7 @@ def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch,
     tiny profile (no weights) is untouched, and every use says that unverified weights are in play."""
     import torch
     from safetensors.torch import save_file
+
     from scratchgpt.course.profiles import STANDIN_ENV, STANDIN_LIMITS
 
     d, vocab, context = 64, 100, 32
@@ -83,9 +85,11 @@ def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch,
     save_file(tensors, str(path))
     monkeypatch.setenv(STANDIN_ENV, str(path))
     p = profile("gpt2")
-    assert p.model == GPTConfig(vocab_size=vocab, context_length=context, n_embd=d, n_layer=2, n_head=1, dropout=0.0)
+    assert p.model == GPTConfig(vocab_size=vocab, context_length=context, n_embd=d, n_layer=2, n_head=1,
+                                dropout=0.0)
     assert all(getattr(p, k) == v for k, v in STANDIN_LIMITS.items()) and p.weights_file == str(path)
-    assert PROFILES["gpt2"].classify_epochs > p.classify_epochs and PROFILES["gpt2"].compare_steps > p.compare_steps
+    assert PROFILES["gpt2"].classify_epochs > p.classify_epochs \
+        and PROFILES["gpt2"].compare_steps > p.compare_steps
     assert PROFILES["gpt2"].tuning_examples is None and p.tuning_examples == 64
     assert "TEST-ONLY stand-in weights" in capsys.readouterr().err
     assert profile("tiny") == PROFILES["tiny"]
@@ -96,7 +100,7 @@ def test_the_standins_instruction_tuned_cache_stays_out_of_data(monkeypatch, tmp
     never in data/ where it would look like a real GPT-2 fine-tune; the tiny profile's stays in data/."""
     import dataclasses
 
-    from scratchgpt.course.pretrained import instruct_cache_path
+    from scratchgpt.course.models import instruct_cache_path
     from scratchgpt.paths import DATA_DIR
 
     assert instruct_cache_path(PROFILES["gpt2"]).parent == DATA_DIR

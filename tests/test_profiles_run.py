@@ -23,10 +23,12 @@ import pytest
 import torch
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
 from scratchgpt.course.profiles import STANDIN_ENV
 from scratchgpt.paths import REPO_ROOT
 
-NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +80,15 @@ def test_every_notebook_chooses_its_profile_before_anything_else(path):
 
 
 def test_the_first_cell_check_tells_a_late_profile_apart():
-    assert chooses_the_profile_first("import scratchgpt\n\nPROFILE = scratchgpt.profile()\nprint(PROFILE.name)")
+    assert chooses_the_profile_first("import scratchgpt\n\nPROFILE = scratchgpt.profile()\n"
+                                     "print(PROFILE.name)")
     assert not chooses_the_profile_first("import scratchgpt\nimport torch\nPROFILE = scratchgpt.profile()")
     assert not chooses_the_profile_first("import scratchgpt\nPROFILE = scratchgpt.profile('tiny')")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: run the notebooks with SCRATCHGPT_PROFILE=gpu instead")
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason="this machine has CUDA: run the notebooks with SCRATCHGPT_PROFILE=gpu instead")
 def test_gpu_profile_without_cuda_stops_at_the_first_cell_with_one_sentence(tmp_path):
     path = NOTEBOOKS[0]   # every notebook starts the same way (checked above): one kernel run stands for all
     nb = nbformat.read(path, as_version=4)
@@ -97,8 +101,8 @@ def test_gpu_profile_without_cuda_stops_at_the_first_cell_with_one_sentence(tmp_
         execute(only_first, {"SCRATCHGPT_PROFILE": "gpu"}, cwd=path.parent, outputs=ran)
     errors = [o for o in ran[0].cells[first].outputs if o.output_type == "error"]
     assert len(errors) == 1 and errors[0].ename == "ProfileError"
-    assert errors[0].traceback == ["ProfileError: the gpu profile needs a CUDA GPU and this machine has none: "
-                                   "choose another profile, e.g. SCRATCHGPT_PROFILE=tiny or gpt2."]
+    assert errors[0].traceback == ["ProfileError: the gpu profile needs a CUDA GPU and this machine "
+                                   "has none: choose another profile, e.g. SCRATCHGPT_PROFILE=tiny or gpt2."]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 import pytest
 import torch
+
 from scratchgpt.subvocab import SubVocabulary
 from scratchgpt.tokenizer import gpt2_tokenizer
 

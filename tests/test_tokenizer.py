@@ -14,6 +14,7 @@ def test_plain_tiktoken_works_offline_and_agrees(monkeypatch, tmp_path):
 
     import tiktoken.load
     import tiktoken.registry
+
     from scratchgpt.tokenizer import install_tiktoken_cache
 
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))   # an empty cache: only what we place is there

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+
 from scratchgpt import GPTConfig
 from scratchgpt.model import GPT
 from scratchgpt.training import loss_loader, lr_at, make_optimizer, train
@@ -70,7 +71,8 @@ def test_optimizer_step_clips_like_torch_and_stops_on_nan():
     ref_norm, theirs, _, _ = grads_after(True)
     assert norm == pytest.approx(ref_norm) and norm > 0.5
     assert all(torch.allclose(a, b) for a, b in zip(ours, theirs))
-    assert torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in ours])) == pytest.approx(0.5, rel=1e-4)
+    assert torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in ours])) \
+        == pytest.approx(0.5, rel=1e-4)
     next(model.parameters()).grad[0] = float("nan")
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(NonFiniteError, match="step 4: the gradient norm is nan"):
@@ -89,8 +91,10 @@ def test_how_often_one_evaluates_does_not_change_the_weights():
     weights = []
     for eval_every in (1, 1000):
         torch.manual_seed(1)
-        model = GPT(CFG)                                               # dropout 0.1: uses the global generator
-        train_loader = DataLoader(data, batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(2))
+        # dropout 0.1: uses the global generator
+        model = GPT(CFG)
+        train_loader = DataLoader(data, batch_size=2, shuffle=True,
+                                  generator=torch.Generator().manual_seed(2))
         val_loader = DataLoader(data, batch_size=4)                    # no generator of its own
         train(model, make_optimizer(model, 1e-3), train_loader, val_loader, epochs=2, eval_every=eval_every,
               log=lambda *a: None, progress=False)

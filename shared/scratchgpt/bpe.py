@@ -69,7 +69,8 @@ class BPETokenizer:
         """
         n_merges = vocab_size - 256 - len(special_tokens)
         if n_merges < 0:
-            raise ValueError(f"vocab_size must be at least {256 + len(special_tokens)} (256 bytes + specials)")
+            raise ValueError(f"vocab_size must be at least {256 + len(special_tokens)} "
+                             "(256 bytes + specials)")
         words = Counter(regex.findall(GPT2_PATTERN, text))
         seqs = {w: list(w.encode("utf-8")) for w in words}
         merges: dict[tuple[int, int], tuple[int, int]] = {}
@@ -88,7 +89,8 @@ class BPETokenizer:
 
     # ---- GPT-2's merges --------------------------------------------------------------------
     @classmethod
-    def from_gpt2(cls, vocab_bpe: str | Path | None = None, encoder_json: str | Path | None = None) -> BPETokenizer:
+    def from_gpt2(cls, vocab_bpe: str | Path | None = None,
+                  encoder_json: str | Path | None = None) -> BPETokenizer:
         """GPT-2's tokenizer from its two files (fetched through the data manifest by default)."""
         if vocab_bpe is None or encoder_json is None:
             from .data import fetch
@@ -108,7 +110,8 @@ class BPETokenizer:
         """Token ids of `text`. Special tokens in the text must be allowed, as in tiktoken."""
         for special in self.special_tokens:
             if special in text and special not in allowed_special:
-                raise ValueError(f"text contains the special token {special!r}; pass allowed_special={{{special!r}}}")
+                raise ValueError(f"text contains the special token {special!r}; "
+                                 f"pass allowed_special={{{special!r}}}")
         ids: list[int] = []
         for piece, special in _split_on_specials(text, allowed_special):
             if special:

@@ -60,7 +60,8 @@ def save_checkpoint(path: str | Path, model, optimizer=None, step: int = 0, extr
             for key, value in s.items():
                 value = value if torch.is_tensor(value) else torch.tensor(value)
                 tensors[f"optim.{index_to_name[i]}.{key}"] = value.detach().contiguous().cpu()
-        groups = [{k: v for k, v in g.items() if k != "params"} | {"params": [index_to_name[i] for i in g["params"]]}
+        groups = [{k: v for k, v in g.items() if k != "params"}
+                  | {"params": [index_to_name[i] for i in g["params"]]}
                   for g in state["param_groups"]]
         meta["optimizer"] = json.dumps({"class": type(optimizer).__name__, "param_groups": groups})
     # a checksum of the tensor bytes: a flipped bit on disk would otherwise load as a slightly wrong weight
@@ -88,11 +89,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         header_len = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
     except (SafetensorError, ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path.name} is not a readable safetensors checkpoint (truncated or corrupted?): {err}") from err
+        raise CheckpointError(f"{path.name} is not a readable safetensors checkpoint "
+                              f"(truncated or corrupted?): {err}") from err
     expected = meta.get("tensors_sha256")
     if expected is not None and _data_sha256(data) != expected:
-        raise CheckpointError(f"{path.name} is corrupted: its tensors' sha256 differs from the one saved with them "
-                              "(a changed byte on disk); use an earlier checkpoint or train again")
+        raise CheckpointError(f"{path.name} is corrupted: its tensors' sha256 differs from the one "
+                              "saved with them (a changed byte on disk); "
+                              "use an earlier checkpoint or train again")
     return tensors, meta
 
 
@@ -111,10 +114,12 @@ def load_checkpoint(path: str | Path, model, optimizer=None, strict: bool = True
              for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
     if strict and (missing or unexpected or wrong):
         parts = [f"{label}: {', '.join(items[:8])}{' ...' if len(items) > 8 else ''}"
-                 for label, items in (("shape mismatch", wrong), ("missing", missing), ("unexpected", unexpected))
+                 for label, items in (("shape mismatch", wrong), ("missing", missing),
+                                      ("unexpected", unexpected))
                  if items]
         saved = meta.get("config", "unknown")
-        raise CheckpointError(f"{Path(path).name} was saved from another model configuration ({saved}); " + "; ".join(parts))
+        raise CheckpointError(f"{Path(path).name} was saved from another model configuration ({saved}); "
+                              + "; ".join(parts))
     model.load_state_dict(state, strict=False)  # a tied head is restored through the embedding
 
     if optimizer is not None:
@@ -126,7 +131,8 @@ def load_checkpoint(path: str | Path, model, optimizer=None, strict: bool = True
         for group, saved_group in zip(optimizer.param_groups, saved["param_groups"]):
             ours = [names[id(p)] for p in group["params"]]
             if ours != saved_group["params"]:
-                raise CheckpointError(f"{Path(path).name}: the optimizer's parameter groups differ from the checkpoint's")
+                raise CheckpointError(f"{Path(path).name}: the optimizer's parameter groups differ "
+                                      "from the checkpoint's")
             for n in ours:
                 name_to_index[n] = len(name_to_index)
             param_groups.append(saved_group | {"params": [name_to_index[n] for n in ours]})
@@ -145,7 +151,8 @@ def load_checkpoint(path: str | Path, model, optimizer=None, strict: bool = True
     return meta
 
 
-def load_cached(path: Path, model, recipe: str, made: str = "trained", again: str = "training it again") -> bool:
+def load_cached(path: Path, model, recipe: str, made: str = "trained",
+                again: str = "training it again") -> bool:
     """Load a cached model saved with `extra={"recipe": recipe}` into `model`. False when there is none,
     or it is damaged, or it was made with another recipe (said in one line): then make it again (the
     model may hold the stale weights; build a fresh one)."""

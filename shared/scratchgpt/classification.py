@@ -169,7 +169,8 @@ def train_classifier(model, optimizer, train_loader, val_loader, epochs: int, ev
     device = next(model.parameters()).device
     history = {"epoch": [], "train_loss": [], "val_loss": [], "train_acc": [], "val_acc": [], "examples": []}
     seen = step = 0
-    bar = progress_bar(total=epochs * len(train_loader), desc="fine-tuning", disable=not progress, mininterval=PROGRESS_EVERY_S)
+    bar = progress_bar(total=epochs * len(train_loader), desc="fine-tuning", disable=not progress,
+                       mininterval=PROGRESS_EVERY_S)
     for epoch in range(1, epochs + 1):
         model.train()
         for batch in train_loader:
@@ -203,7 +204,8 @@ def classify(model, text: str, max_length: int | None = None, tokenizer=None) ->
         raise ValueError("the message is empty: there is nothing to classify")
     if max_length is not None and max_length < 1:
         raise ValueError(f"max_length must be a positive number of tokens, got {max_length}")
-    limit = min(model.config.context_length if max_length is None else max_length, model.config.context_length)
+    limit = min(model.config.context_length if max_length is None else max_length,
+                model.config.context_length)
     ids = ids[:limit]
     model.eval()
     device = next(model.parameters()).device

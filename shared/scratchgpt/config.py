@@ -85,5 +85,5 @@ def config_of(path: str | Path) -> GPTConfig:
         shapes = {k.removeprefix("transformer."): f.get_slice(k).get_shape() for k in f.keys()}
     vocab, n_embd = shapes["wte.weight"]
     layers = {int(k.split(".")[1]) for k in shapes if k.startswith("h.")}
-    return GPTConfig(vocab_size=vocab, context_length=shapes["wpe.weight"][0], n_embd=n_embd, n_layer=len(layers),
-                     n_head=max(1, n_embd // 64), dropout=0.0)
+    return GPTConfig(vocab_size=vocab, context_length=shapes["wpe.weight"][0], n_embd=n_embd,
+                     n_layer=len(layers), n_head=max(1, n_embd // 64), dropout=0.0)

@@ -21,14 +21,16 @@ class GPTDataset(Dataset):
             raise ValueError(f"max_length and stride must be positive, got {max_length} and {stride}")
         ids = torch.as_tensor(token_ids)
         if ids.dim() != 1 or ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-            raise ValueError(f"token_ids must be a flat sequence of integers, got a {tuple(ids.shape)} {ids.dtype} tensor")
+            raise ValueError("token_ids must be a flat sequence of integers, "
+                             f"got a {tuple(ids.shape)} {ids.dtype} tensor")
         if len(ids) and ids.min() < 0:
             raise ValueError(f"token ids cannot be negative, got {ids.min().item()}")
         self.ids = ids.long()
         if len(self.ids) < max_length + 1:
             raise ValueError(
                 f"the text has {len(self.ids)} tokens, too few for one window of max_length={max_length} "
-                f"(a window needs max_length + 1 = {max_length + 1} tokens: the inputs plus one shifted target); "
+                f"(a window needs max_length + 1 = {max_length + 1} tokens: "
+                "the inputs plus one shifted target); "
                 "use a longer text or a smaller max_length"
             )
         self.max_length, self.stride = max_length, stride
@@ -55,7 +57,8 @@ def create_dataloader(text: str, batch_size: int = 4, max_length: int = 256, str
     dataset = GPTDataset(tokenizer.encode(text, allowed_special={EOT}), max_length, stride)
     if drop_last and len(dataset) < batch_size:
         raise ValueError(
-            f"only {len(dataset)} windows of max_length={max_length}, stride={stride} for batch_size={batch_size}: "
+            f"only {len(dataset)} windows of max_length={max_length}, stride={stride} "
+            f"for batch_size={batch_size}: "
             "with drop_last=True the loader would be empty; lower batch_size, max_length or stride"
         )
     generator = torch.Generator().manual_seed(seed) if seed is not None else None

@@ -31,7 +31,8 @@ PREFERENCE_FILE = "instruction-data-with-preference.json"
 
 
 def load_preferences() -> list[dict]:
-    """The 1,100 entries of instruction-data-with-preference.json (instruction, input, output, chosen, rejected)."""
+    """The 1,100 entries of instruction-data-with-preference.json
+    (instruction, input, output, chosen, rejected)."""
     return json.loads(fetch(PREFERENCE_FILE).read_text(encoding="utf-8"))
 
 
@@ -83,7 +84,8 @@ def pad_responses(sequences: list[list[int]], prompt_lengths: list[int], max_len
     return inputs.to(device), targets.to(device), mask.to(device)
 
 
-def collate_preferences(batch, max_length: int | None = None, pad_id: int = EOT_ID, device="cpu") -> dict[str, tuple]:
+def collate_preferences(batch, max_length: int | None = None, pad_id: int = EOT_ID,
+                        device="cpu") -> dict[str, tuple]:
     """A batch of PreferenceDataset items -> {"chosen": (inputs, targets, mask), "rejected": (...)}."""
     prompt_lengths = [p for p, _, _ in batch]
     return {key: pad_responses([item[i] for item in batch], prompt_lengths, max_length, pad_id, device)
@@ -108,7 +110,8 @@ def response_logprobs(model, inputs: torch.Tensor, targets: torch.Tensor, mask: 
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
-             reference_rejected: torch.Tensor, beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+             reference_rejected: torch.Tensor,
+             beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean DPO loss over a batch of log-probabilities (B,), and the chosen and rejected rewards (B,)."""
     if beta <= 0:
         raise ValueError(f"beta must be positive, got {beta}")
@@ -131,7 +134,8 @@ def batch_loss(policy, reference, batch: dict, beta: float) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
-def evaluate_preferences(policy, reference, loader, beta: float, num_batches: int | None = None) -> dict[str, float]:
+def evaluate_preferences(policy, reference, loader, beta: float,
+                         num_batches: int | None = None) -> dict[str, float]:
     """Mean statistics of `batch_loss` over a loader (in order), weighted by batch size."""
     was_training = policy.training
     policy.eval()
@@ -151,7 +155,8 @@ def evaluate_preferences(policy, reference, loader, beta: float, num_batches: in
 @dataclass
 class DPOHistory:
     steps: list[int] = field(default_factory=list)
-    train: list[dict] = field(default_factory=list)    # statistics of the training batches since the last evaluation
+    # statistics of the training batches since the last evaluation
+    train: list[dict] = field(default_factory=list)
     val: list[dict] = field(default_factory=list)
 
 
@@ -164,7 +169,8 @@ def train_dpo(policy, reference, train_loader, val_loader, epochs: int, lr: floa
     reference.eval()
     for p in reference.parameters():
         p.requires_grad_(False)
-    optimizer = torch.optim.AdamW((p for p in policy.parameters() if p.requires_grad), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW((p for p in policy.parameters() if p.requires_grad), lr=lr,
+                                  weight_decay=weight_decay)
     history, step, recent = DPOHistory(), 0, []
 
     def evaluate():

@@ -40,7 +40,8 @@ def logits_finite(logits: torch.Tensor) -> bool:
     return bool(torch.isfinite(logits.sum(dtype=torch.float64)))
 
 
-def check_request(idx: torch.Tensor, max_new_tokens: int, temperature: float, vocab_size: int | None = None) -> None:
+def check_request(idx: torch.Tensor, max_new_tokens: int, temperature: float,
+                  vocab_size: int | None = None) -> None:
     """Refuse a generation request that cannot give a sensible answer, naming what is wrong: a prompt
     that is not (batch, tokens) with at least one token, ids outside the vocabulary, a negative length,
     a temperature that is negative or not a number."""
@@ -48,7 +49,8 @@ def check_request(idx: torch.Tensor, max_new_tokens: int, temperature: float, vo
         raise ValueError(f"the prompt must be a (batch, tokens) tensor with at least one token, got shape "
                          f"{tuple(idx.shape)}")
     if vocab_size is not None and (idx.min() < 0 or idx.max() >= vocab_size):
-        raise ValueError(f"token ids must lie in [0, {vocab_size}); got min {idx.min().item()}, max {idx.max().item()}")
+        raise ValueError(f"token ids must lie in [0, {vocab_size}); "
+                         f"got min {idx.min().item()}, max {idx.max().item()}")
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if max_new_tokens < 0:

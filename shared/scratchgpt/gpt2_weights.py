@@ -59,11 +59,13 @@ def gpt2_model(size: str = "124M", dropout: float = 0.0, path: str | Path | None
     name = f"gpt2-{size}.safetensors"
     url = f"https://huggingface.co/openai-community/{GPT2_HF_NAMES[size]}/resolve/main/model.safetensors"
     if name not in load_manifest():
-        raise DataError(f"data/manifest.json has no entry for {name} yet: add its URL ({url}), sha256 and size, "
-                        f"so that the download can be verified; then save the download as data/{name}")
+        raise DataError(f"data/manifest.json has no entry for {name} yet: add its URL ({url}), "
+                        "sha256 and size, so that the download can be verified; "
+                        f"then save the download as data/{name}")
     try:
         path = fetch(name)
     except DataError as err:
         raise DataError(f"GPT-2 {size}'s weights are not here. Download {url} and save it as data/{name} "
-                        f"(or put {name} in the folder SCRATCHGPT_DATA_MIRROR names). Details: {err}") from None
+                        f"(or put {name} in the folder SCRATCHGPT_DATA_MIRROR names). "
+                        f"Details: {err}") from None
     return load_gpt2_weights(GPT(GPT2_SIZES[size].with_(dropout=dropout)), path).eval()

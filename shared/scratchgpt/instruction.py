@@ -35,7 +35,8 @@ def check_entry(entry, index: int | None = None) -> None:
     (`input` may be missing or empty)."""
     where = f"instruction entry {index}" if index is not None else "the instruction entry"
     if not isinstance(entry, dict):
-        raise ValueError(f"{where} is a {type(entry).__name__}, not a dict with 'instruction', 'input' and 'output'")
+        raise ValueError(f"{where} is a {type(entry).__name__}, "
+                         "not a dict with 'instruction', 'input' and 'output'")
     for key in ("instruction", "output"):
         if key not in entry:
             raise ValueError(f"{where} has no {key!r} key (it has {sorted(entry)})")
@@ -86,8 +87,9 @@ class InstructionDataset(Dataset):
         return self.examples[i]
 
 
-def collate(batch, pad_id: int = EOT_ID, ignore_index: int = IGNORE_INDEX, allowed_max_length: int | None = None,
-            mask_prompt: bool = False, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def collate(batch, pad_id: int = EOT_ID, ignore_index: int = IGNORE_INDEX,
+            allowed_max_length: int | None = None, mask_prompt: bool = False,
+            device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Pad a batch to its own longest example and build shifted targets.
 
     Each example gets one `<|endoftext|>` appended, so the model learns to stop; the inputs are the
@@ -206,7 +208,8 @@ def rouge_l(prediction: str, reference: str) -> float:
 def score_responses(predictions: list[str], references: list[str]) -> dict[str, float]:
     """Mean exact match, token F1, content-word F1 and ROUGE-L over a set of responses."""
     if len(predictions) != len(references) or not predictions:
-        raise ValueError(f"need as many predictions as references, and some: {len(predictions)} vs {len(references)}")
+        raise ValueError("need as many predictions as references, and some: "
+                         f"{len(predictions)} vs {len(references)}")
     n = len(predictions)
     return {"exact_match": sum(map(exact_match, predictions, references)) / n,
             "token_f1": sum(map(token_f1, predictions, references)) / n,
@@ -226,7 +229,8 @@ def ollama_available(url: str = "http://localhost:11434", timeout: float = 1.0) 
         return False
 
 
-def ollama_score(entry: dict, response: str, model: str = "llama3", url: str = "http://localhost:11434") -> int | None:
+def ollama_score(entry: dict, response: str, model: str = "llama3",
+                 url: str = "http://localhost:11434") -> int | None:
     """Ask a local model through Ollama's REST API to score `response` 0-100; None if it gives no number."""
     import urllib.request
 
@@ -235,7 +239,8 @@ def ollama_score(entry: dict, response: str, model: str = "llama3", url: str = "
               "Respond with the integer number only.")
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}], "stream": False,
                        "options": {"seed": 123, "temperature": 0, "num_ctx": 2048}}).encode()
-    request = urllib.request.Request(f"{url}/api/chat", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(f"{url}/api/chat", data=body,
+                                     headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as r:
         answer = json.loads(r.read())["message"]["content"]
     match = re.search(r"\d+", answer)
@@ -269,9 +274,11 @@ def instruction_loaders(p, train_data: list[dict], val_data: list[dict]):
 
     collate_fn = partial(collate, allowed_max_length=p.model.context_length, device=p.torch_device())
     g = torch.Generator().manual_seed(SPLIT_SEED)
-    train_loader = DataLoader(InstructionDataset(train_data[: p.tuning_examples]), batch_size=p.instruct_batch_size, shuffle=True,
-                              drop_last=True, collate_fn=collate_fn, generator=g)
-    val_loader = DataLoader(InstructionDataset(val_data), batch_size=p.instruct_batch_size, collate_fn=collate_fn)
+    train_loader = DataLoader(InstructionDataset(train_data[: p.tuning_examples]),
+                              batch_size=p.instruct_batch_size, shuffle=True, drop_last=True,
+                              collate_fn=collate_fn, generator=g)
+    val_loader = DataLoader(InstructionDataset(val_data), batch_size=p.instruct_batch_size,
+                            collate_fn=collate_fn)
     return train_loader, val_loader
 
 

@@ -46,8 +46,8 @@ class LlamaConfig:
                              f"num_attention_heads={self.num_attention_heads}")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads={self.num_attention_heads} is not a multiple of "
-                             f"num_key_value_heads={self.num_key_value_heads}: each key/value head must serve "
-                             "a whole group of query heads")
+                             f"num_key_value_heads={self.num_key_value_heads}: "
+                             "each key/value head must serve a whole group of query heads")
         if (self.hidden_size // self.num_attention_heads) % 2:
             raise ValueError("RoPE rotates pairs of dimensions: the head size must be even")
 
@@ -90,19 +90,22 @@ class RMSNorm(nn.Module):
         return self.weight * x32.to(x.dtype)
 
 
-def rope_angles(head_dim: int, positions: torch.Tensor, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_angles(head_dim: int, positions: torch.Tensor,
+                theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of the rotation angles, (T, head_dim) each, for the given positions.
 
     Dimension pair i turns at frequency theta^(-2i/head_dim): fast for the first pairs, slow for the
     last. Pair i is (x[i], x[i + head_dim/2]), Hugging Face's layout (not adjacent dimensions)."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device)
+                               / head_dim)
     angles = positions.float()[:, None] * inv_freq[None, :]            # (T, head_dim/2)
     angles = torch.cat([angles, angles], dim=-1)                       # (T, head_dim)
     return angles.cos(), angles.sin()
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate each pair (x1, x2) of x (B, heads, T, head_dim) by its angle: (x1 cos - x2 sin, x2 cos + x1 sin)."""
+    """Rotate each pair (x1, x2) of x (B, heads, T, head_dim) by its angle:
+    (x1 cos - x2 sin, x2 cos + x1 sin)."""
     x1, x2 = x.chunk(2, dim=-1)
     rotated = torch.cat([-x2, x1], dim=-1)
     return (x * cos + rotated * sin).to(x.dtype)
@@ -191,7 +194,8 @@ class Llama(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)   # Llama's initializer_range
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
         """(B, T) token ids -> (B, T, vocab_size) logits; with a cache, `idx` continues the cached tokens.
         `last_only` as in `GPT.forward`."""
         _, T = idx.shape
@@ -205,7 +209,8 @@ class Llama(nn.Module):
         x = self.hidden(idx, kv_cache, last_only)                                          # (B, T, C)
         return self.lm_head(x)                                                             # (B, T, V)
 
-    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+               last_only: bool = False) -> torch.Tensor:
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head."""
         start = 0 if kv_cache is None else kv_cache.length
         positions = torch.arange(start, start + idx.size(1), device=idx.device)

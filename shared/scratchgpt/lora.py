@@ -53,7 +53,8 @@ class LinearWithLoRA(nn.Module):
         return out
 
 
-def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16, keep_trainable: tuple[str, ...] = ()) -> nn.Module:
+def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16,
+               keep_trainable: tuple[str, ...] = ()) -> nn.Module:
     """Freeze `model` and wrap every `nn.Linear` with LoRA, in place.
 
     Modules named in `keep_trainable` (e.g. a new classification head, "lm_head") are not wrapped but
@@ -73,7 +74,8 @@ def apply_lora(model: nn.Module, rank: int = 8, alpha: float = 16, keep_trainabl
 
 
 def merge_lora(model: nn.Module) -> nn.Module:
-    """Replace every `LinearWithLoRA` by its merged `nn.Linear`, in place; parameter names are the base model's again."""
+    """Replace every `LinearWithLoRA` by its merged `nn.Linear`, in place; parameter names are the base
+    model's again."""
     for module in list(model.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, LinearWithLoRA):

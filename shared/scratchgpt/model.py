@@ -77,7 +77,8 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+                last_only: bool = False) -> torch.Tensor:
         """Logits over the vocabulary for every position: (B, T) token ids -> (B, T, vocab_size).
 
         With a `kv_cache`, `idx` holds only the new tokens; they continue the cached ones.
@@ -91,11 +92,13 @@ class GPT(nn.Module):
         if start + T > self.config.context_length:
             raise ValueError(f"sequence of {start + T} tokens is longer than the context length "
                              f"{self.config.context_length}; crop it (generate() keeps the last tokens)")
-        if idx.device.type != "meta" and idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
+        V = self.config.vocab_size
+        if idx.device.type != "meta" and idx.numel() and (idx.min() < 0 or idx.max() >= V):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}); got "
                              f"min {idx.min().item()}, max {idx.max().item()}")
 
-    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None, last_only: bool = False) -> torch.Tensor:
+    def hidden(self, idx: torch.Tensor, kv_cache: KVCache | None = None,
+               last_only: bool = False) -> torch.Tensor:
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head. A loss
         that needs few positions' logits (DPO scores the response tokens only) applies `lm_head` to those."""
         start = 0 if kv_cache is None else kv_cache.length

@@ -1,4 +1,5 @@
-"""`python -m scratchgpt.pretokenize`: the pretokenizer: text files into token shards (`tools/pretokenize.py`)."""
+"""`python -m scratchgpt.pretokenize`: the pretokenizer: text files into token shards
+(`tools/pretokenize.py`)."""
 
 from .tools.pretokenize import main
 

@@ -21,8 +21,8 @@ class SubVocabulary:
     def __init__(self, token_ids):
         ids = torch.as_tensor(token_ids)
         if ids.numel() == 0 or ids.is_floating_point() or ids.dtype == torch.bool:
-            raise ValueError(f"a sub-vocabulary needs a non-empty sequence of integer token ids, got {ids.dtype} "
-                             f"of shape {tuple(ids.shape)}")
+            raise ValueError("a sub-vocabulary needs a non-empty sequence of integer token ids, "
+                             f"got {ids.dtype} of shape {tuple(ids.shape)}")
         self.gpt2_ids = torch.unique(ids.long())   # sorted, so a GPT-2 id's new id is its rank
 
     def __len__(self) -> int:

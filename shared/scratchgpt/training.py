@@ -45,8 +45,9 @@ def in_order(loader):
     """
     if not isinstance(loader, torch.utils.data.DataLoader):
         return loader
-    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, collate_fn=loader.collate_fn,
-                                       drop_last=loader.drop_last, generator=torch.Generator().manual_seed(0))
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size,
+                                       collate_fn=loader.collate_fn, drop_last=loader.drop_last,
+                                       generator=torch.Generator().manual_seed(0))
 
 
 def set_lr(optimizer, lr: float) -> None:
@@ -65,11 +66,13 @@ def optimizer_step(model, optimizer, grad_clip: float | None, step: int) -> floa
     params = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.get_total_norm([p.grad for p in params])
     if not torch.isfinite(norm):
-        raise NonFiniteError(f"step {step + 1}: the gradient norm is {norm.item()}, not a finite number; the loss "
-                             "diverged or a setting is out of range (a smaller learning rate usually helps). "
+        raise NonFiniteError(f"step {step + 1}: the gradient norm is {norm.item()}, not a finite number; "
+                             "the loss diverged or a setting is out of range "
+                             "(a smaller learning rate usually helps). "
                              "The weights were left as they were after the last good step.")
     if grad_clip:
-        torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)   # takes the parameters, not their grads
+        # takes the parameters, not their grads
+        torch.nn.utils.clip_grads_with_norm_(params, grad_clip, norm)
     optimizer.step()
     return norm.item()
 
@@ -108,7 +111,8 @@ def lr_at(step: int, max_lr: float, total_steps: int, warmup_steps: int = 0, min
     return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model, lr: float, weight_decay: float = 0.1, fused: bool | None = None, **kwargs) -> torch.optim.AdamW:
+def make_optimizer(model, lr: float, weight_decay: float = 0.1, fused: bool | None = None,
+                   **kwargs) -> torch.optim.AdamW:
     """AdamW that decays the weight matrices and embeddings but not biases and norm parameters.
 
     `fused=True` updates all parameters in one kernel per step (faster; the same results within
@@ -138,7 +142,8 @@ class History:
 def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: int = 10,
           eval_batches: int | None = None, warmup_steps: int = 0, min_lr: float | None = None,
           grad_clip: float | None = 1.0, sample_prompt: str | None = None, sample_tokens: int = 20,
-          log=print, progress: bool = True, grad_accum: int = 1, amp_dtype: torch.dtype | None = None) -> History:
+          log=print, progress: bool = True, grad_accum: int = 1,
+          amp_dtype: torch.dtype | None = None) -> History:
     """Train for `epochs` passes over `train_loader`, evaluating every `eval_every` steps.
 
     The learning rate follows `lr_at` (warmup, cosine decay to `min_lr`; a constant rate when
@@ -157,7 +162,8 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
     device = next(model.parameters()).device
     max_lr = optimizer.param_groups[0]["lr"]
     if grad_accum < 1 or len(train_loader) < grad_accum:
-        raise ValueError(f"grad_accum must be between 1 and the number of batches ({len(train_loader)}), got {grad_accum}")
+        raise ValueError(f"grad_accum must be between 1 and the number of batches ({len(train_loader)}), "
+                         f"got {grad_accum}")
     total_steps = epochs * (len(train_loader) // grad_accum)
     history, step, tokens = History(), 0, 0
     bar = progress_bar(total=total_steps, desc="training", disable=not progress, mininterval=PROGRESS_EVERY_S)
@@ -170,7 +176,8 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
                     step, max_lr, total_steps, warmup_steps, max_lr if min_lr is None else min_lr)
                 set_lr(optimizer, lr)
                 optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16,
+                                enabled=amp_dtype is not None):
                 loss = loss_batch(model, inputs, targets, device) / grad_accum
             loss.backward()
             tokens += inputs.numel()
@@ -190,7 +197,8 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
                 history.val_loss.append(val_loss)
                 history.lr.append(lr)
                 # ~: a figure that varies in its last digits from CPU to CPU (see scratchgpt.checks)
-                log(f"epoch {epoch + 1} step {step:>4}: train loss {approx(train_loss)}, val loss {approx(val_loss)}")
+                log(f"epoch {epoch + 1} step {step:>4}: train loss {approx(train_loss)}, "
+                    f"val loss {approx(val_loss)}")
         if sample_prompt:
             sample = generate_text(model, sample_prompt, sample_tokens).replace("\n", " ")
             history.samples.append(sample)

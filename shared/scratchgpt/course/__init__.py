@@ -1,7 +1,7 @@
 """The course machinery around the notebooks: what the lessons use but do not teach.
 
 - `profiles.py`: the named sizes (`profile()`, chosen by `SCRATCHGPT_PROFILE`);
-- `pretrained.py`: the models the notebooks start from, trained once and cached;
+- `models.py`: the models the notebooks start from (`pretrained`, `instruction_tuned`), cached;
 - `checks.py`: figures checked against a stated range (`check`, beside `approx`);
 - `exercises.py`: the question bank (`quiz`) and the student edition with nbgrader
   (`python -m scratchgpt.course student-edition OUT`, in `__main__.py`).
@@ -9,7 +9,7 @@
 
 from .checks import approx, check
 from .exercises import quiz
-from .pretrained import (
+from .models import (
                          cache_instruction_tuned,
                          cache_pretrained,
                          instruction_tuned,
@@ -19,5 +19,5 @@ from .pretrained import (
 )
 from .profiles import PROFILES, Profile, ProfileError, profile
 
-__all__ = ["PROFILES", "Profile", "ProfileError", "approx", "cache_instruction_tuned", "cache_pretrained", "check",
-           "instruction_tuned", "pretrain", "pretrained", "pretraining_loaders", "profile", "quiz"]
+__all__ = ["PROFILES", "Profile", "ProfileError", "approx", "cache_instruction_tuned", "cache_pretrained",
+           "check", "instruction_tuned", "pretrain", "pretrained", "pretraining_loaders", "profile", "quiz"]

@@ -8,7 +8,9 @@ from .exercises import QUESTIONS_FILE, build_student_edition, load_questions
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m scratchgpt.course", description="Build the student edition of the exercises, or check the question bank.")
+    parser = argparse.ArgumentParser(prog="python -m scratchgpt.course",
+                                     description="Build the student edition of the exercises, "
+                                     "or check the question bank.")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("student-edition", help="build the student edition with nbgrader")
     build.add_argument("out", help="folder for the nbgrader course (source/ and release/)")

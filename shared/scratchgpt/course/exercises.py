@@ -5,8 +5,8 @@ its own with `quiz("01_text_data")`, each answer folded in a `<details>` block t
 
 Exercises end every notebook from 01 to 08. Their solution cells follow nbgrader's format (code between
 `### BEGIN SOLUTION` and `### END SOLUTION`, cell metadata marking solution and graded cells), so
-`python -m scratchgpt.course student-edition OUT` (`course/__main__.py`) builds the student edition with nbgrader
-(`pip install -e .[course]`): the same notebooks with every solution replaced by a stub.
+`python -m scratchgpt.course student-edition OUT` (`course/__main__.py`) builds the student edition
+with nbgrader (`pip install -e .[course]`): the same notebooks with every solution replaced by a stub.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def check_questions(questions: dict) -> None:
         raise QuestionError("the questions file must map notebook names to lists of questions")
     for name, items in questions.items():
         if not isinstance(items, list) or not 5 <= len(items) <= 10:
-            raise QuestionError(f"{name}: needs 5 to 10 questions, has {len(items) if isinstance(items, list) else items!r}")
+            raise QuestionError(f"{name}: needs 5 to 10 questions, "
+                                f"has {len(items) if isinstance(items, list) else items!r}")
         for i, q in enumerate(items, 1):
             where = f"{name}, question {i}"
             if set(q) != {"question", "choices", "answer", "why"}:
@@ -47,7 +48,8 @@ def check_questions(questions: dict) -> None:
                 raise QuestionError(f"{where}: needs at least two different choices")
             if not isinstance(q["answer"], int) or isinstance(q["answer"], bool) \
                     or not 0 <= q["answer"] < len(q["choices"]):
-                raise QuestionError(f"{where}: answer must be the index of one choice (0..{len(q['choices']) - 1})")
+                raise QuestionError(f"{where}: answer must be the index of one choice "
+                                    f"(0..{len(q['choices']) - 1})")
 
 
 def load_questions(path: str | Path = QUESTIONS_FILE) -> dict[str, list[dict]]:
@@ -73,7 +75,8 @@ def quiz_html(name: str, questions: dict | None = None) -> str:
         choices = "".join(f"<li>{letter}. {_inline(c)}</li>" for letter, c in zip(letters, q["choices"]))
         answer = f"{letters[q['answer']]}. {_inline(q['choices'][q['answer']])}"
         out.append(f"<li><p>{_inline(q['question'])}</p><ul style=\"list-style: none\">{choices}</ul>"
-                   f"<details><summary>Answer</summary><p><b>{answer}</b>: {_inline(q['why'])}</p></details></li>")
+                   f"<details><summary>Answer</summary><p><b>{answer}</b>: {_inline(q['why'])}</p>"
+                   "</details></li>")
     out.append("</ol>")
     return "\n".join(out)
 

@@ -26,7 +26,8 @@ STANDIN_ENV = "SCRATCHGPT_TEST_ONLY_UNVERIFIED_GPT2_WEIGHTS"
 # end under the profile's code path, and more epochs, steps or examples would only repeat that path
 # (the stand-in's outputs mean nothing either way).
 STANDIN_LIMITS = {"pretrain_context": 64, "epochs": 1, "memorise_epochs": 1, "shakespeare_steps": 5,
-                  "classify_epochs": 1, "instruct_epochs": 1, "dpo_epochs": 1, "compare_steps": 20, "tuning_examples": 64}
+                  "classify_epochs": 1, "instruct_epochs": 1, "dpo_epochs": 1, "compare_steps": 20,
+                  "tuning_examples": 64}
 
 
 class ProfileError(RuntimeError):
@@ -46,13 +47,15 @@ class Profile:
     weights_file: str | None = None       # a local GPT-2-format file loaded instead, unverified (tests only)
     device: str = "cpu"                   # "cpu", "cuda", or "auto" (cuda when available)
     pretrain_text: str = "the-verdict.txt"
-    pretrain_context: int | None = None   # windows for pretraining/evaluating on short texts (None: the model's)
+    # windows for pretraining/evaluating on short texts (None: the model's)
+    pretrain_context: int | None = None
     train_ratio: float = 0.9              # train/validation split of the pretraining text
     batch_size: int = 8
     epochs: int = 10                      # pretraining epochs over the text
     memorise_epochs: int = 40             # notebook 04's memorisation run: passes over the whole text
     shakespeare_steps: int = 1200         # notebook 04's model of Tiny Shakespeare: optimizer steps...
-    shakespeare_batch_size: int = 2       # ...of this many windows (1,200 x 2 x 128 tokens: one pass in the tiny profile)
+    # ...of this many windows (1,200 x 2 x 128 tokens: one pass in the tiny profile)
+    shakespeare_batch_size: int = 2
     learning_rate: float = 4e-4
     weight_decay: float = 0.1
     eval_every: int = 10                  # optimizer steps between evaluations
@@ -63,7 +66,8 @@ class Profile:
     classify_batch_size: int = 8
     classify_trainable: str = "last_block"  # which parameters fine-tune: "all", "last_block" or "head"
     classify_lr: float = 5e-5
-    lora_lr: float = 2e-4                 # LoRA adapters (notebook 08) like a larger rate than full fine-tuning
+    # LoRA adapters (notebook 08) like a larger rate than full fine-tuning
+    lora_lr: float = 2e-4
     instruct_epochs: int = 2              # instruction fine-tuning (stage 3)
     instruct_batch_size: int = 8
     instruct_lr: float = 5e-5
@@ -74,7 +78,8 @@ class Profile:
     dpo_batch_size: int = 8
     dpo_lr: float = 5e-6
     dpo_beta: float = 0.1
-    tuning_examples: int | None = None    # training examples used for instruction and preference tuning (None: all)
+    # training examples used for instruction and preference tuning (None: all)
+    tuning_examples: int | None = None
     extra: dict = field(default_factory=dict)
 
     def torch_device(self):
@@ -135,7 +140,8 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="gpt2-medium",
-            description="GPT-2 355M weights, the size the usual instruction fine-tuning recipe uses; wants a GPU.",
+            description="GPT-2 355M weights, the size the usual instruction fine-tuning recipe uses; "
+            "wants a GPU.",
             model=GPT2_SIZES["355M"],
             weights="355M",
             device="auto",
@@ -148,8 +154,9 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="gpu",
-            description="GPT-2 124M architecture trained from scratch on a GPU: context 1024, larger batches, "
-            "bf16 autocast, fused AdamW, torch.compile (python -m scratchgpt.pretrain --profile gpu).",
+            description="GPT-2 124M architecture trained from scratch on a GPU: context 1024, "
+            "larger batches, bf16 autocast, fused AdamW, torch.compile "
+            "(python -m scratchgpt.pretrain --profile gpu).",
             model=GPT2_SIZES["124M"],
             device="cuda",
             pretrain_text="tinyshakespeare.txt",
@@ -188,6 +195,7 @@ def profile(name: str | None = None, *, check_device: bool = True) -> Profile:
     standin = os.environ.get(STANDIN_ENV)   # read here only: the profile carries it on (`weights_file`)
     if p.weights and standin:
         print(f"WARNING: {STANDIN_ENV} is set: the {name} profile uses the TEST-ONLY stand-in weights "
-              f"{os.path.basename(standin)}, NOT OpenAI's, and skips the manifest's checksum", file=sys.stderr)
+              f"{os.path.basename(standin)}, NOT OpenAI's, and skips the manifest's checksum",
+              file=sys.stderr)
         p = dataclasses.replace(p, model=config_of(standin), weights_file=standin, **STANDIN_LIMITS)
     return p

@@ -3,7 +3,7 @@
 Nothing here changes what the notebooks build or compute; each piece is applied from outside:
 
 - `fused_loss(model, idx, targets)`: the output head and the loss computed together, a chunk of rows
-  at a time, with no (B·T, V) logits (`fused_loss.py`, whose docstring gives the contract);
+  at a time, with no (B·T, V) logits (`loss.py`, whose docstring gives the contract);
 - `keep_freed_memory()`: the process keeps freed memory, so a training step finds its pages already
   mapped (`allocator.py`; it changes the whole process, so only the tools call it);
 - `autocast_dtype(device)`: bf16 autocast where the hardware multiplies bf16 clearly faster
@@ -16,7 +16,7 @@ PERFORMANCE.md says what each piece gains, how it was measured, and how it is te
 """
 
 from .allocator import keep_freed_memory
-from .fused_loss import can_fuse, chunked_cross_entropy, fused_loss, linear_cross_entropy, training_loss
+from .loss import can_fuse, chunked_cross_entropy, fused_loss, linear_cross_entropy, training_loss
 from .precision import autocast_dtype, matmul_rate
 
 __all__ = ["autocast_dtype", "can_fuse", "chunked_cross_entropy", "fused_loss", "keep_freed_memory",

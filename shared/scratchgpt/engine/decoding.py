@@ -62,16 +62,18 @@ class Decoder:
     (the prompt still goes through the layouts above, which are then the model's own, "out_in").
     """
 
-    def __init__(self, model: GPT, dtype: torch.dtype = torch.float32, max_batch: int = 1, layout: str = "auto",
-                 compile: bool = False):
+    def __init__(self, model: GPT, dtype: torch.dtype = torch.float32, max_batch: int = 1,
+                 layout: str = "auto", compile: bool = False):
         if not isinstance(model, GPT):
-            raise TypeError(f"Decoder lays out a GPT's weights (scratchgpt.model.GPT), not a {type(model).__name__}; "
+            raise TypeError("Decoder lays out a GPT's weights (scratchgpt.model.GPT), "
+                            f"not a {type(model).__name__}; "
                             "use scratchgpt.generation.generate for other models")
         if dtype not in (torch.float32, torch.bfloat16):
             raise ValueError(f"Decoder keeps its weights in torch.float32 or torch.bfloat16, not {dtype}")
         cfg = model.config
         if compile and layout not in ("auto", "out_in"):
-            raise ValueError(f"compile=True keeps the weights in the model's own layout, 'out_in'; got layout={layout!r}")
+            raise ValueError("compile=True keeps the weights in the model's own layout, 'out_in'; "
+                             f"got layout={layout!r}")
         layout = "out_in" if compile else layout
         self.config, self.dtype, self.max_batch = cfg, dtype, max_batch
         self.n_head, self.head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
@@ -94,7 +96,8 @@ class Decoder:
         self._bytes = sum(p.nbytes for ps in products.values() for p in ps)
 
         def ln(norm):
-            self._bytes += sum(x.numel() * x.element_size() for x in (norm.weight, norm.bias) if x is not None)
+            self._bytes += sum(x.numel() * x.element_size() for x in (norm.weight, norm.bias)
+                               if x is not None)
             return (norm.weight.detach(), None if norm.bias is None else norm.bias.detach())
 
         self.wte, self.wpe = tr.wte.weight.detach(), tr.wpe.weight.detach()
@@ -124,7 +127,8 @@ class Decoder:
                         freezing=True, cpp_wrapper=True, max_autotune_report_choices_stats=False):
                     one_token(x, torch.tensor(0))
             except Exception as e:   # e.g. no C++ compiler: say what failed, keep inductor's error below
-                raise RuntimeError(f"Decoder(compile=True): torch.compile could not compile the one-token step "
+                raise RuntimeError(f"Decoder(compile=True): torch.compile could not compile "
+                                   f"the one-token step "
                                    f"(it needs a working C++ compiler on a CPU); use compile=False. "
                                    f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
             self.compile_log = log.getvalue()
@@ -143,7 +147,8 @@ class Decoder:
     def _fastest(self, mods: list, candidates: list[str], gelu: bool) -> tuple[str, list[Product]]:
         """Build each candidate layout for these matrices in turn and keep the one that runs them fastest
         (best of 2 passes over all of them, `max_batch` rows, after a warm-up pass)."""
-        x = torch.randn(self.max_batch, mods[0].in_features, generator=torch.Generator().manual_seed(0)).to(self.dtype)
+        x = torch.randn(self.max_batch, mods[0].in_features,
+                        generator=torch.Generator().manual_seed(0)).to(self.dtype)
         best = (math.inf, None, None)
         for layout in candidates:
             products = [self._product(m, layout, gelu) for m in mods]
@@ -179,16 +184,19 @@ class Decoder:
         mask = None
         if T > 1:   # the new tokens see the cached ones and those before them among themselves
             mask = torch.ones(T, start + T, dtype=torch.bool, device=idx.device).tril(diagonal=start)
-        for blk, kv in zip(self.blocks, self.kv):                               # kv: (2, max_batch, H, context, hd)
+        # kv: (2, max_batch, H, context, hd)
+        for blk, kv in zip(self.blocks, self.kv):
             qkv = blk["attn"](F.layer_norm(x, (C,), *blk["ln_1"])).view(B, T, 3, H, hd)
             kv = kv if B == self.max_batch else kv[:, :B]
             kv[:, :, :, start: start + T] = qkv[:, :, 1:].permute(2, 0, 3, 1, 4)  # in place: no re-allocation
-            y = F.scaled_dot_product_attention(qkv[:, :, 0].transpose(1, 2).to(kv.dtype), kv[0, :, :, : start + T],
+            y = F.scaled_dot_product_attention(qkv[:, :, 0].transpose(1, 2).to(kv.dtype),
+                                               kv[0, :, :, : start + T],
                                                kv[1, :, :, : start + T], attn_mask=mask)  # (B, H, T, hd)
             x += blk["proj"](y.transpose(1, 2).reshape(B * T, C))                # bf16 products add into fp32
             x += blk["fc2"](blk["fc"](F.layer_norm(x, (C,), *blk["ln_2"])))
         self.length = start + T
-        last = F.layer_norm(x.view(B, T, C)[:, -1], (C,), *self.ln_f)            # (B, C): the head for the last only
+        # (B, C): the head for the last only
+        last = F.layer_norm(x.view(B, T, C)[:, -1], (C,), *self.ln_f)
         return self.head(last).float()                                         # (B, V)
 
     @torch.no_grad()
@@ -230,7 +238,8 @@ def _cached_attention_shape(qkv, kv, start):
     return kv.new_empty(qkv.size(0), qkv.size(2) * qkv.size(3))
 
 
-if not hasattr(torch.ops.scratchgpt, "cached_attention"):   # once per process, also if this module is reloaded
+# once per process, also if this module is reloaded
+if not hasattr(torch.ops.scratchgpt, "cached_attention"):
     # a plain operator definition: it dispatches faster than `torch.library.custom_op`
     _LIB = torch.library.Library("scratchgpt", "DEF")
     _LIB.define("cached_attention(Tensor qkv, Tensor(a!) kv, Tensor start) -> Tensor")
@@ -261,13 +270,14 @@ class OneTokenStep(torch.nn.Module):
         # class, a ninth compiled decoder in a process would silently run uncompiled (tested). So each
         # instance gets its own copy of the code, and of the globals, where dynamo stores the graph.
         fn = OneTokenStep.forward
-        own = types.FunctionType(fn.__code__.replace(), dict(fn.__globals__), fn.__name__, fn.__defaults__, fn.__closure__)
+        own = types.FunctionType(fn.__code__.replace(), dict(fn.__globals__), fn.__name__, fn.__defaults__,
+                                 fn.__closure__)
         self.forward = types.MethodType(own, self)
 
     def forward(self, x: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
         B, C = x.shape
         for i in range(self.n_layer):
-            p = lambda name: (getattr(self, f"h{i}_{name}_w"), getattr(self, f"h{i}_{name}_b"))   # noqa: E731
+            p = lambda name, i=i: (getattr(self, f"h{i}_{name}_w"), getattr(self, f"h{i}_{name}_b"))  # noqa: E731
             h = F.layer_norm(x, (C,), *p("ln_1")).to(self.dtype)
             qkv = F.linear(h, *p("attn")).view(B, 3, self.n_head, self.head_dim)
             y = torch.ops.scratchgpt.cached_attention(qkv, self.kv[i], start).to(self.dtype)   # (B, C)
@@ -289,13 +299,15 @@ class Product:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.weight.dtype)
         if self.layout == "packed":   # one call: product, bias and (optionally) GELU's tanh form
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "gelu" if self.gelu else "none",
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias,
+                                                      "gelu" if self.gelu else "none",
                                                       [], "tanh" if self.gelu else "")
         if self.layout == "in_out":   # weight (in, out)
             y = x @ self.weight if self.bias is None else torch.addmm(self.bias, x, self.weight)
         elif x.size(0) == 1:          # weight (out, in), one row: a matrix-vector product
             v = x.view(-1)
-            y = (torch.mv(self.weight, v) if self.bias is None else torch.addmv(self.bias, self.weight, v)).view(1, -1)
+            y = (torch.mv(self.weight, v) if self.bias is None
+                 else torch.addmv(self.bias, self.weight, v)).view(1, -1)
         else:
             y = F.linear(x, self.weight, self.bias)
         return F.gelu(y, approximate="tanh") if self.gelu else y
@@ -306,7 +318,8 @@ def onednn_available(dtype: torch.dtype = torch.float32) -> bool:
     on a tiny product: bf16 packing needs AVX512-BF16-era or AVX-NE-CONVERT instructions)."""
     try:
         w, x = torch.ones(2, 3, dtype=dtype), torch.ones(1, 3, dtype=dtype)
-        y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, 1), None, "none", [], "")
+        y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, 1), None, "none",
+                                               [], "")
         return torch.equal(y.float(), torch.full((1, 2), 3.0))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False

@@ -18,17 +18,30 @@ import torch
 CLEAR_WIN = 1.3   # bf16 must be this much faster than fp32 to be chosen (timings are noisy)
 
 
-def matmul_rate(n: int = 256, k: int = 768, m: int = 3072, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
-    """Best rate in FLOP/s of (n x k) @ (k x m) products of `dtype`, GPT-2-like shapes by default."""
+def matmul_rate(n: int = 256, k: int = 768, m: int = 3072, repeats: int = 5,
+                dtype: torch.dtype = torch.float32, max_seconds: float = 5.0) -> float:
+    """Best rate in FLOP/s of (n x k) @ (k x m) products of `dtype`, GPT-2-like shapes by default.
+
+    Within about `max_seconds`: a probe of 8 rows estimates the rate first, and where the whole
+    measurement would take longer (bf16 emulated on a CPU without bf16 units can be hundreds of times
+    slower than fp32), fewer rows and repeats are timed."""
     g = torch.Generator().manual_seed(0)   # its own generator: timing must not move training's random numbers
-    a, b = torch.randn(n, k, generator=g).to(dtype), torch.randn(k, m, generator=g).to(dtype)
+    b = torch.randn(k, m, generator=g).to(dtype)
+    probe = torch.randn(min(8, n), k, generator=g).to(dtype)
+    probe @ b
+    t = time.perf_counter()
+    probe @ b
+    per_row = (time.perf_counter() - t) / probe.size(0)
+    rows = max(probe.size(0), min(n, int(max_seconds / ((repeats + 1) * per_row))))
+    repeats = max(1, min(repeats, int(max_seconds / (rows * per_row)) - 1))
+    a = torch.randn(rows, k, generator=g).to(dtype)
     a @ b
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t)
-    return 2 * n * k * m / best
+    return 2 * rows * k * m / best
 
 
 @lru_cache(maxsize=None)

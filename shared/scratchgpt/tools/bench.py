@@ -50,7 +50,8 @@ def cpu_features() -> dict:
         pass
     names = {"AVX2": "avx2", "AVX-512": "avx512f", "AVX512-BF16": "avx512_bf16", "AMX-BF16": "amx_bf16",
              "NEON": "asimd", "SVE": "sve", "ARM-BF16": "bf16"}
-    return {"found": [k for k, v in names.items() if v in flags], "torch_kernels": torch.backends.cpu.get_cpu_capability()}
+    return {"found": [k for k, v in names.items() if v in flags],
+            "torch_kernels": torch.backends.cpu.get_cpu_capability()}
 
 
 def memory_bandwidth(megabytes: int = 512, repeats: int = 5) -> float:
@@ -87,7 +88,8 @@ class Limits:
         if kind not in self.KINDS:
             raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
         value = (memory_bandwidth(self.megabytes) if kind == "read"
-                 else matmul_rate(self.n, 3072, 3072, 10, torch.bfloat16 if kind == "bf16" else torch.float32))
+                 else matmul_rate(self.n, 3072, 3072, 10,
+                                  torch.bfloat16 if kind == "bf16" else torch.float32))
         self.samples[kind].append(value)
         return value
 
@@ -98,7 +100,8 @@ class Limits:
         return result, limits[kind]
 
     def around(self, kinds, measure):
-        """(`measure()`, {kind: the higher of the limit measured just before and just after it} for each kind)."""
+        """(`measure()`, {kind: the higher of the limit measured just before and just after it} for each
+        kind)."""
         before = {k: self.measure(k) for k in kinds}
         result = measure()
         return result, {k: max(before[k], self.measure(k)) for k in kinds}
@@ -119,7 +122,8 @@ def training_step(cfg: GPTConfig, batch: int, T: int, fused: bool = True, compil
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            loss = training_loss(net, x, y)                                 # as the trainer computes it
+            # as the trainer computes it
+            loss = training_loss(net, x, y)
         loss.backward()
         opt.step()
     return step
@@ -137,7 +141,8 @@ def step_times(step, n: int) -> list[float]:
 def training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, fused: bool = True, compile: bool = False,
                    amp_dtype: torch.dtype | None = None) -> float:
     """Training tokens per second of the median of `steps` steps (`training_step`), after one warm-up
-    step (which also compiles, with `compile=True`). The median: one slow step (a busy host) moves it little."""
+    step (which also compiles, with `compile=True`). The median: one slow step (a busy host) moves it
+    little."""
     step = training_step(cfg, batch, T, fused, compile, amp_dtype)
     step()
     return batch * T / statistics.median(step_times(step, steps))
@@ -151,7 +156,8 @@ def paired_training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, amp_dt
 
     Why alternate: on a shared host the machine's speed drifts from minute to minute, and a ratio of
     two figures measured minutes apart measures the drift too. Each round gives every precision
-    `steps / rounds` steps (rounded up) back to back, so a ratio compares steps that saw the same host."""
+    `steps / rounds` steps (rounded up) back to back, so a ratio compares steps that saw the same
+    host."""
     rounds = max(1, min(rounds, steps))
     per_round = -(-steps // rounds)                         # at least `steps` steps in all
     runs = [training_step(cfg, batch, T, amp_dtype=a) for a in amp_dtypes]
@@ -169,7 +175,8 @@ def paired_training_speed(cfg: GPTConfig, batch: int, T: int, steps: int, amp_dt
     return [batch * T / statistics.median(t) for t in times], ratios
 
 
-def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1, repeats: int = 2) -> tuple[float, float]:
+def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1,
+                    repeats: int = 2) -> tuple[float, float]:
     """Seconds for forward+backward of one GPT-2-sized attention layer: (teaching, fast)."""
     cfg = GPTConfig(context_length=T, n_embd=d, n_head=n_head, dropout=0.0)
     layer = MultiHeadAttention(cfg)
@@ -188,7 +195,8 @@ def attention_ratio(T: int, d: int = 768, n_head: int = 12, batch: int = 1, repe
 
 
 @torch.no_grad()
-def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: int = 8, batch: int = 1) -> float:
+def generation_speed(cfg: GPTConfig, new_tokens: int, use_cache: bool, prompt: int = 8,
+                     batch: int = 1) -> float:
     """Generated tokens per second (all sequences of the batch together), greedy, after a warm-up."""
     torch.manual_seed(0)
     model = GPT(cfg.with_(dropout=0.0)).eval()
@@ -227,7 +235,8 @@ def weight_bytes_per_step(cfg: GPTConfig, bytes_per_weight: int = 4) -> int:
     """Bytes of weights one cached decoding step reads: every block, the final norm and the output
     head (the tied embedding, read whole); of the embeddings only a row each, which we neglect."""
     model_params = count_parameters(cfg)
-    return bytes_per_weight * (model_params["blocks"] + model_params["final_norm"] + cfg.vocab_size * cfg.n_embd)
+    return bytes_per_weight * (model_params["blocks"] + model_params["final_norm"]
+                               + cfg.vocab_size * cfg.n_embd)
 
 
 def decode_flops_per_token(cfg: GPTConfig) -> float:
@@ -244,8 +253,10 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
                            "processor": platform.processor() or platform.machine(), **cpu_features()}}
     limits = Limits(quick)
     rate, bf16_rate, bandwidth = (limits.measure(k) for k in Limits.KINDS)
-    results |= {"matmul_gflops": rate / 1e9, "bf16_matmul_gflops": bf16_rate / 1e9, "read_gb_s": bandwidth / 1e9}
-    use_bf16 = bf16_rate >= CLEAR_WIN * rate      # what `--dtype auto` decides, from the same kind of timing
+    results |= {"matmul_gflops": rate / 1e9, "bf16_matmul_gflops": bf16_rate / 1e9,
+                "read_gb_s": bandwidth / 1e9}
+    # what `--dtype auto` decides, from the same kind of timing
+    use_bf16 = bf16_rate >= CLEAR_WIN * rate
     results["bf16_training"] = use_bf16
     rows = []
     tiny = profile("tiny")
@@ -254,44 +265,55 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
         ("tiny profile", tiny.model, 2 if quick else 8, tiny.model.context_length, 2 if quick else 3),
         ("GPT-2 124M", gpt2, gpt2_batch, 32 if quick else gpt2_context, gpt2_steps),
     ]:
-        def row(kind, tps, peak, compiled=False):   # MFU against the peak of the precision it ran in, measured beside it
-            return {"model": name + (", compiled" if compiled else ""), "precision": kind, "batch": batch, "context": T,
-                    "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak, "peak_gflops": peak / 1e9}
+        # MFU against the peak of the precision it ran in, measured beside it
+        def row(kind, tps, peak, compiled=False, name=name, cfg=cfg, batch=batch, T=T):
+            return {"model": name + (", compiled" if compiled else ""), "precision": kind, "batch": batch,
+                    "context": T, "tokens_per_s": tps, "mfu": tps * flops_per_token(cfg, T) / peak,
+                    "peak_gflops": peak / 1e9}
 
-        if use_bf16 and name == "GPT-2 124M":       # fp32 and bf16 in alternating rounds: a ratio of the same host
-            ((fp32_tps, bf16_tps), ratios), peaks = limits.around(["fp32", "bf16"], lambda: paired_training_speed(
-                cfg, batch, T, steps, [None, torch.bfloat16], rounds=max(1, steps // 2)))
+        # fp32 and bf16 in alternating rounds: a ratio of the same host
+        if use_bf16 and name == "GPT-2 124M":
+            ((fp32_tps, bf16_tps), ratios), peaks = limits.around(
+                ["fp32", "bf16"], lambda cfg=cfg, batch=batch, T=T, steps=steps: paired_training_speed(
+                    cfg, batch, T, steps, [None, torch.bfloat16], rounds=max(1, steps // 2)))
             rows += [row("fp32", fp32_tps, peaks["fp32"]), row("bf16", bf16_tps, peaks["bf16"])]
             results["bf16_over_fp32_rounds"] = [r[1] for r in ratios]
         else:
-            tps, peak = limits.beside("fp32", lambda: training_speed(cfg, batch, T, steps))
+            tps, peak = limits.beside("fp32", lambda cfg=cfg, batch=batch, T=T, steps=steps:
+                                      training_speed(cfg, batch, T, steps))
             rows.append(row("fp32", tps, peak))
         if compile:
-            tps, peak = limits.beside("fp32", lambda: training_speed(cfg, batch, T, steps, compile=True))
+            tps, peak = limits.beside("fp32", lambda cfg=cfg, batch=batch, T=T, steps=steps:
+                                      training_speed(cfg, batch, T, steps, compile=True))
             rows.append(row("fp32", tps, peak, compiled=True))
     results["training"] = rows
     results["attention"] = []
     for T in ([128] if quick else [256, 1024]):
         teaching, fast = attention_ratio(T)
-        results["attention"].append({"context": T, "teaching_s": teaching, "fast_s": fast, "ratio": teaching / fast})
+        results["attention"].append({"context": T, "teaching_s": teaching, "fast_s": fast,
+                                     "ratio": teaching / fast})
     gen_cfg = tiny.model if quick else gpt2
     uncached = generation_speed(gen_cfg, gen_tokens, use_cache=False)
-    cached, cached_bandwidth = limits.beside("read", lambda: generation_speed(gen_cfg, gen_tokens, use_cache=True))
+    cached, cached_bandwidth = limits.beside("read",
+                                             lambda: generation_speed(gen_cfg, gen_tokens, use_cache=True))
     step_bytes = weight_bytes_per_step(gen_cfg)
     results["generation"] = {"model": "tiny profile" if quick else "GPT-2 124M", "new_tokens": gen_tokens,
-                             "rounds": decode_rounds, "uncached_tokens_per_s": uncached, "cached_tokens_per_s": cached,
+                             "rounds": decode_rounds, "uncached_tokens_per_s": uncached,
+                             "cached_tokens_per_s": cached,
                              "ratio": cached / uncached, "weight_bytes_per_step": step_bytes,
                              "bandwidth_share": bandwidth_share(cached, step_bytes, cached_bandwidth)}
     g = results["generation"]
     for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
-        # compiling takes about 20 s per precision for GPT-2 124M: not with --quick
-        for key, compiled in [(f"decoder_{name}", False)] + [(f"decoder_{name}_compiled", True)] * (not quick):
-            tps, bw, layouts = decoder_speed(gen_cfg, gen_tokens, dtype, compile=compiled, rounds=decode_rounds,
-                                             limits=limits)
+        # compiling takes tens of seconds per precision for GPT-2 124M: not with --quick
+        for key, compiled in ([(f"decoder_{name}", False)]
+                              + [(f"decoder_{name}_compiled", True)] * (not quick)):
+            tps, bw, layouts = decoder_speed(gen_cfg, gen_tokens, dtype, compile=compiled,
+                                             rounds=decode_rounds, limits=limits)
             if not compiled:
                 results[f"decoder_{name}_layouts"] = layouts
             g[f"{key}_tokens_per_s"], g[f"{key}_read_gb_s"] = tps, bw / 1e9
-            g[f"{key}_bandwidth_share"] = bandwidth_share(tps, weight_bytes_per_step(gen_cfg, dtype.itemsize), bw)
+            g[f"{key}_bandwidth_share"] = bandwidth_share(tps, weight_bytes_per_step(gen_cfg, dtype.itemsize),
+                                                          bw)
     # batches: one step reads the weights once for the whole batch, so tokens/s grows with the batch
     # until the matmuls' FLOPs, not the bytes, take the longer time: the crossover batch is where
     # batch x FLOPs per token / FLOP rate = bytes per step / bandwidth
@@ -313,34 +335,47 @@ def run(quick: bool = False, gpt2_steps: int = 2, gen_tokens: int = 200, gpt2_co
 
 def format_table(r: dict) -> str:
     m, ls = r["machine"], r["limit_samples"]
-    lines = [(f"machine: {m['threads']} threads, torch {m['torch']}; CPU features: {', '.join(m['found']) or 'none found'}; "
+    lines = [(f"machine: {m['threads']} threads, torch {m['torch']}; "
+              f"CPU features: {', '.join(m['found']) or 'none found'}; "
               f"PyTorch kernels: {m['torch_kernels']}"),
-             (f"measured limits: fp32 matmul {r['matmul_gflops']:.1f} GFLOP/s, bf16 matmul {r['bf16_matmul_gflops']:.1f} "
+             (f"measured limits: fp32 matmul {r['matmul_gflops']:.1f} GFLOP/s, "
+              f"bf16 matmul {r['bf16_matmul_gflops']:.1f} "
               f"GFLOP/s, memory read {r['read_gb_s']:.1f} GB/s"),
-             ("over the run (at least {} samples each): fp32 matmul {:.0f}-{:.0f} GFLOP/s, bf16 matmul {:.0f}-{:.0f} GFLOP/s, "
-              "memory read {:.1f}-{:.1f} GB/s; each share below is of the limit measured just before and after "
-              "its figure (the higher)").format(min(len(v) for v in ls.values()), *(f(ls[k]) for k in Limits.KINDS
-                                                                                        for f in (min, max))),
+             ("over the run (at least {} samples each): fp32 matmul {:.0f}-{:.0f} GFLOP/s, "
+              "bf16 matmul {:.0f}-{:.0f} GFLOP/s, "
+              "memory read {:.1f}-{:.1f} GB/s; each share below is of the limit measured just before "
+              "and after "
+              "its figure (the higher)").format(min(len(v) for v in ls.values()),
+                                                *(f(ls[k]) for k in Limits.KINDS for f in (min, max))),
              f"training precision chosen (--dtype auto): {'bf16 autocast' if r['bf16_training'] else 'fp32'}",
-             *(f"decoder weight layouts timed and chosen, {name}: " + ", ".join(f"{k} {v}" for k, v in r[key].items())
+             *(f"decoder weight layouts timed and chosen, {name}: "
+               + ", ".join(f"{k} {v}" for k, v in r[key].items())
                for name in ("fp32", "bf16") if (key := f"decoder_{name}_layouts") in r), "",
-             "| training | precision | batch x context | tokens/s | MFU (of that precision's peak) |", "|---|---|---|---|---|"]
-    lines += [f"| {t['model']} | {t['precision']} | {t['batch']} x {t['context']} | {t['tokens_per_s']:.0f} | {t['mfu']:.0%} |"
+             "| training | precision | batch x context | tokens/s | MFU (of that precision's peak) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {t['model']} | {t['precision']} | {t['batch']} x {t['context']} | "
+              f"{t['tokens_per_s']:.0f} | {t['mfu']:.0%} |"
               for t in r["training"]]
     if "bf16_over_fp32_rounds" in r:
         by_round = r["bf16_over_fp32_rounds"]
         tps = {t["precision"]: t["tokens_per_s"] for t in r["training"] if t["model"] == "GPT-2 124M"}
-        lines.append(f"GPT-2 124M bf16 / fp32, timed in {len(by_round)} alternating round{'s' * (len(by_round) != 1)}: "
-                     + ", ".join(f"{x:.2f}x" for x in by_round) + f" (all steps' medians: {tps['bf16'] / tps['fp32']:.2f}x)")
-    lines += ["", "| attention (d=768, 12 heads, fwd+bwd) | teaching | fast | teaching / fast |", "|---|---|---|---|"]
-    lines += [f"| context {a['context']} | {a['teaching_s'] * 1e3:.1f} ms | {a['fast_s'] * 1e3:.1f} ms | {a['ratio']:.2f}x |"
+        lines.append(f"GPT-2 124M bf16 / fp32, timed in {len(by_round)} "
+                     f"alternating round{'s' * (len(by_round) != 1)}: "
+                     + ", ".join(f"{x:.2f}x" for x in by_round)
+                     + f" (all steps' medians: {tps['bf16'] / tps['fp32']:.2f}x)")
+    lines += ["", "| attention (d=768, 12 heads, fwd+bwd) | teaching | fast | teaching / fast |",
+              "|---|---|---|---|"]
+    lines += [f"| context {a['context']} | {a['teaching_s'] * 1e3:.1f} ms | {a['fast_s'] * 1e3:.1f} ms | "
+              f"{a['ratio']:.2f}x |"
               for a in r["attention"]]
     g = r["generation"]
-    lines += ["", f"| generation ({g['model']}, batch 1, {g['new_tokens']} new tokens, fp32; decoders: best of "
+    lines += ["", f"| generation ({g['model']}, batch 1, {g['new_tokens']} new tokens, fp32; "
+              "decoders: best of "
               f"{g['rounds']}) | tokens/s | weights read |",
               "|---|---|---|",
               f"| without KV cache | {g['uncached_tokens_per_s']:.1f} | |",
-              f"| with KV cache | {g['cached_tokens_per_s']:.1f} | {g['bandwidth_share']:.0%} of the memory bandwidth |",
+              f"| with KV cache | {g['cached_tokens_per_s']:.1f} | "
+              f"{g['bandwidth_share']:.0%} of the memory bandwidth |",
               f"| speed-up | {g['ratio']:.1f}x | |",
               f"| fast decoder (decoding.Decoder), fp32 weights | {g['decoder_fp32_tokens_per_s']:.1f} | "
               f"{g['decoder_fp32_bandwidth_share']:.0%} of the memory bandwidth |",
@@ -350,33 +385,40 @@ def format_table(r: dict) -> str:
               f"{g[key + '_bandwidth_share']:.0%} of the memory bandwidth |"
               for name in ("fp32", "bf16") if (key := f"decoder_{name}_compiled") + "_tokens_per_s" in g]
     b = r["batched_generation"]
-    lines += ["", "| fast decoder (fp32), batch | tokens/s | memory-bound limit | compute-bound limit |", "|---|---|---|---|"]
-    lines += [f"| {row['batch']} | {row['tokens_per_s']:.1f} | {row['memory_bound_limit']:.0f} | {row['compute_bound_limit']:.0f} |"
+    lines += ["", "| fast decoder (fp32), batch | tokens/s | memory-bound limit | compute-bound limit |",
+              "|---|---|---|---|"]
+    lines += [f"| {row['batch']} | {row['tokens_per_s']:.1f} | {row['memory_bound_limit']:.0f} | "
+              f"{row['compute_bound_limit']:.0f} |"
               for row in b["rows"]]
-    lines += [f"predicted crossover from memory-bound to compute-bound: batch {b['predicted_crossover_batch']:.0f} "
+    lines += ["predicted crossover from memory-bound to compute-bound: "
+              f"batch {b['predicted_crossover_batch']:.0f} "
               "(the limits: the highest fp32 peak and bandwidth measured before it)",
               "", f"benchmark wall time: {r['wall_s']:.0f} s"]
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m scratchgpt.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m scratchgpt.bench",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smallest sizes (a smoke test)")
     parser.add_argument("--gpt2-steps", type=int, default=2,
-                        help="timed training steps of the GPT-2 124M shape per precision (fp32 and bf16 alternate, two a round)")
+                        help="timed training steps of the GPT-2 124M shape per precision "
+                             "(fp32 and bf16 alternate, two a round)")
     parser.add_argument("--gpt2-context", type=int, default=256)
     parser.add_argument("--gpt2-batch", type=int, default=2)
     parser.add_argument("--gen-tokens", type=int, default=200, help="new tokens in the generation test")
-    parser.add_argument("--decode-rounds", type=int, default=3, help="timed generations per decoder (the best counts)")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd training (compiling takes minutes on a CPU)")
+    parser.add_argument("--decode-rounds", type=int, default=3,
+                        help="timed generations per decoder (the best counts)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile'd training (compiling takes minutes on a CPU)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     for flag, value in [("--gpt2-steps", args.gpt2_steps), ("--decode-rounds", args.decode_rounds)]:
         if value < 1:
             parser.error(f"{flag} must be 1 or more, got {value}")
     keep_freed_memory()    # as the command-line trainer runs (see allocator.py)
-    results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch, args.compile,
-                  args.decode_rounds)
+    results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch,
+                  args.compile, args.decode_rounds)
     print(format_table(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -43,7 +43,8 @@ class ShardError(DataError):
     """A shard file that is not what its header says: wrong magic, truncated, or corrupted."""
 
 
-def write_shard(path: str | Path, tokens: np.ndarray, tokenizer: str = "gpt2", vocab_size: int = 50257) -> Path:
+def write_shard(path: str | Path, tokens: np.ndarray, tokenizer: str = "gpt2",
+                vocab_size: int = 50257) -> Path:
     """Write `tokens` (ids below 65,536) as one shard, atomically."""
     tokens = np.asarray(tokens)
     if tokens.size and (tokens.min() < 0 or tokens.max() >= min(vocab_size, 1 << 16)):
@@ -63,19 +64,23 @@ def read_header(path: str | Path) -> dict:
     with open(path, "rb") as f:
         raw = f.read(HEADER.size)
     if len(raw) < HEADER.size:
-        raise ShardError(f"{path.name}: {len(raw)} bytes, shorter than the {HEADER.size}-byte shard header (truncated?)")
+        raise ShardError(f"{path.name}: {len(raw)} bytes, shorter than the {HEADER.size}-byte shard header "
+                         "(truncated?)")
     magic, version, count, vocab_size, crc, name = HEADER.unpack(raw)
     if magic != MAGIC:
         raise ShardError(f"{path.name} is not a token shard (magic {magic!r}, expected {MAGIC!r})")
     if version != VERSION:
-        raise ShardError(f"{path.name} has shard format version {version}; this package reads version {VERSION}")
+        raise ShardError(f"{path.name} has shard format version {version}; "
+                         f"this package reads version {VERSION}")
     expected = HEADER.size + 2 * count
     size = path.stat().st_size
     if size != expected:
-        raise ShardError(f"{path.name}: the header promises {count:,} tokens ({expected:,} bytes) but the file has "
-                         f"{size:,} bytes ({'truncated' if size < expected else 'trailing data'}); "
+        raise ShardError(f"{path.name}: the header promises {count:,} tokens ({expected:,} bytes) "
+                         f"but the file has {size:,} bytes "
+                         f"({'truncated' if size < expected else 'trailing data'}); "
                          "write it again with `python -m scratchgpt.pretokenize`")
-    return {"tokens": count, "vocab_size": vocab_size, "crc32": crc, "tokenizer": name.rstrip(b"\0").decode("ascii")}
+    return {"tokens": count, "vocab_size": vocab_size, "crc32": crc,
+            "tokenizer": name.rstrip(b"\0").decode("ascii")}
 
 
 def read_shard(path: str | Path, verify: bool = True) -> np.ndarray:
@@ -90,7 +95,8 @@ def read_shard(path: str | Path, verify: bool = True) -> np.ndarray:
             raise ShardError(f"{path.name}: the tokens' crc32 {crc:08x} differs from the header's "
                              f"{header['crc32']:08x}: the file is corrupted; write it again")
         if header["tokens"] and int(tokens.max()) >= header["vocab_size"]:
-            raise ShardError(f"{path.name} holds token id {int(tokens.max())}, beyond its vocabulary of {header['vocab_size']}")
+            raise ShardError(f"{path.name} holds token id {int(tokens.max())}, "
+                             f"beyond its vocabulary of {header['vocab_size']}")
     return tokens
 
 
@@ -100,7 +106,8 @@ def shard_paths(folder: str | Path, split: str) -> list[Path]:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     folder = Path(folder)
     if (folder / INCOMPLETE).exists():
-        raise ShardError(f"{folder} holds an incomplete set of shards (pretokenize was cut short while replacing "
+        raise ShardError(f"{folder} holds an incomplete set of shards "
+                         "(pretokenize was cut short while replacing "
                          "them, or is running now): run it again")
     paths = sorted(folder.glob(f"{split}_*.bin"))
     if not paths:
@@ -190,10 +197,12 @@ def pretokenize(inputs: list[str | Path], out: str | Path, val_fraction: float =
     enc = gpt2_tokenizer()
     out = Path(out)
     paths = [_resolve(i) for i in inputs]
-    texts = [_read(p) for p in paths]   # every file decodes, and something is in them, before anything is written
+    # every file decodes, and something is in them, before anything is written
+    texts = [_read(p) for p in paths]
     if not any(t.strip() for t in texts):
         raise ValueError(f"nothing to tokenize: {', '.join(p.name for p in paths)} "
-                         f"{'is' if len(paths) == 1 else 'are'} empty; the shards in {out} are left as they were")
+                         f"{'is' if len(paths) == 1 else 'are'} empty; "
+                         f"the shards in {out} are left as they were")
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(".pretokenize-*"):          # the scratch folder of a run that was killed
         shutil.rmtree(stale, ignore_errors=True)
@@ -220,7 +229,8 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); convert it to UTF-8 first") from None
+        raise ValueError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); "
+                         "convert it to UTF-8 first") from None
 
 
 def _tokenize(paths: list[Path], texts: list[str], out: Path, val_fraction: float, shard_tokens: int,
@@ -245,7 +255,8 @@ def _tokenize(paths: list[Path], texts: list[str], out: Path, val_fraction: floa
         w.close()
     return {"tokenizer": "gpt2", "vocab_size": enc.n_vocab, "val_fraction": val_fraction,
             "sources": [p.name for p in paths],
-            **{s: {"tokens": sum(x["tokens"] for x in w.shards), "shards": w.shards} for s, w in writers.items()}}
+            **{s: {"tokens": sum(x["tokens"] for x in w.shards), "shards": w.shards}
+               for s, w in writers.items()}}
 
 
 def _resolve(item: str | Path) -> Path:
@@ -260,10 +271,12 @@ def _resolve(item: str | Path) -> Path:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scratchgpt.pretokenize",
-                                     description="Tokenize text files with GPT-2's tokenizer into uint16 shards.")
+                                     description="Tokenize text files with GPT-2's tokenizer "
+                                                 "into uint16 shards.")
     parser.add_argument("inputs", nargs="+", help="text files: names from data/manifest.json or paths")
     parser.add_argument("--out", required=True, help="folder for the shards and tokens.json")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="end of each document kept for validation")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="end of each document kept for validation")
     parser.add_argument("--shard-tokens", type=int, default=100_000_000, help="tokens per shard file")
     args = parser.parse_args(argv)
     s = pretokenize(args.inputs, args.out, args.val_fraction, args.shard_tokens)

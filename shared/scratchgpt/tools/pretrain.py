@@ -100,8 +100,10 @@ class TokenStream:
         """
         span = world * batch_size * context
         if span + 1 > self.size:
-            raise ValueError(f"a global batch needs {span + 1:,} tokens ({world} process(es) x batch {batch_size} "
-                             f"x context {context}), but the split has only {self.size:,}: use a smaller batch or context")
+            raise ValueError(f"a global batch needs {span + 1:,} tokens ({world} process(es) "
+                             f"x batch {batch_size} "
+                             f"x context {context}), but the split has only {self.size:,}: "
+                             "use a smaller batch or context")
         if position + span + 1 > self.size:
             position = 0
         chunk = self.read(position + rank * batch_size * context, batch_size * context + 1)
@@ -113,13 +115,14 @@ class TokenStream:
 def check_shards(streams: dict[str, TokenStream], vocab_size: int) -> str:
     """Check that every shard holds GPT-2 tokens that fit the model; return the data's fingerprint
     (a sha256 of every shard's name, size and crc32), which a resume must match."""
-    for split, stream in streams.items():
+    for _split, stream in streams.items():
         for h in stream.headers:
             if h["tokenizer"] != TOKENIZER:
-                raise ShardError(f"{h['file']} holds {h['tokenizer']!r} tokens; this trainer reads {TOKENIZER!r} tokens")
+                raise ShardError(f"{h['file']} holds {h['tokenizer']!r} tokens; "
+                                 f"this trainer reads {TOKENIZER!r} tokens")
             if h["vocab_size"] > vocab_size:
-                raise ShardError(f"{h['file']} has a vocabulary of {h['vocab_size']:,} tokens, more than the model's "
-                                 f"{vocab_size:,}")
+                raise ShardError(f"{h['file']} has a vocabulary of {h['vocab_size']:,} tokens, "
+                                 f"more than the model's {vocab_size:,}")
     listing = [(split, h["file"], h["tokens"], h["crc32"]) for split, s in streams.items() for h in s.headers]
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
@@ -159,7 +162,8 @@ def _number(kind, low: float, low_ok: bool, what: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
         if not math.isfinite(value) or value < low or (value == low and not low_ok):
             raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
         return value
@@ -186,9 +190,13 @@ def device_name(text: str) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m scratchgpt.pretrain", description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default=None, help="named profile for the defaults (default: $SCRATCHGPT_PROFILE or tiny)")
-    p.add_argument("--data", default=None, help="folder of train_*.bin / val_*.bin shards (default: the profile's text, pre-tokenized)")
+    p = argparse.ArgumentParser(prog="python -m scratchgpt.pretrain",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default=None,
+                   help="named profile for the defaults (default: $SCRATCHGPT_PROFILE or tiny)")
+    p.add_argument("--data", default=None,
+                   help="folder of train_*.bin / val_*.bin shards "
+                        "(default: the profile's text, pre-tokenized)")
     p.add_argument("--out", default=None, help="output folder (default: runs/pretrain-<profile>)")
     g = p.add_argument_group("model (default: the profile's)")
     g.add_argument("--n-layer", type=positive_int)
@@ -199,22 +207,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=positive_int, help="windows per process per micro-batch")
     g.add_argument("--grad-accum", type=positive_int, help="micro-batches per optimizer step")
-    g.add_argument("--steps", type=positive_int, help="optimizer steps (default: the profile's epochs over the training split)")
+    g.add_argument("--steps", type=positive_int,
+                   help="optimizer steps (default: the profile's epochs over the training split)")
     g.add_argument("--lr", type=positive_float, help="peak learning rate")
-    g.add_argument("--min-lr", type=nonneg_float, help="learning rate at the end of the cosine decay (default: lr / 10)")
+    g.add_argument("--min-lr", type=nonneg_float,
+                   help="learning rate at the end of the cosine decay (default: lr / 10)")
     g.add_argument("--warmup-steps", type=count_int, help="linear warmup steps (default: 5%% of the steps)")
     g.add_argument("--weight-decay", type=nonneg_float)
     g.add_argument("--grad-clip", type=nonneg_float, default=1.0, help="gradient norm limit (0: no clipping)")
     g.add_argument("--eval-every", type=positive_int, help="steps between evaluations and log lines")
     g.add_argument("--eval-batches", type=positive_int, default=4,
                    help="validation batches per evaluation, each the size of one optimizer step's")
-    g.add_argument("--ckpt-every", type=positive_int, help="steps between checkpoints (default: every evaluation)")
+    g.add_argument("--ckpt-every", type=positive_int,
+                   help="steps between checkpoints (default: every evaluation)")
     g.add_argument("--seed", type=int, default=123)
-    g.add_argument("--device", type=device_name, help="cpu, cuda, cuda:N, mps or auto (default: the profile's)")
+    g.add_argument("--device", type=device_name,
+                   help="cpu, cuda, cuda:N, mps or auto (default: the profile's)")
     g.add_argument("--dtype", choices=["auto", "float32", "bfloat16"],
-                   help="bfloat16: autocast the forward pass; auto (the default, unless the profile names one): "
+                   help="bfloat16: autocast the forward pass; "
+                        "auto (the default, unless the profile names one): "
                         "bfloat16 where this device multiplies bf16 matrices clearly faster than fp32")
-    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model")
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the model")
     g.add_argument("--peak-tflops", type=positive_float, default=None,
                    help="one device's peak TFLOP/s (e.g. 989 for an H100's dense bf16): also log MFU")
     g = p.add_argument_group("output")
@@ -232,10 +246,12 @@ def run_config(args, world: int, data: Path, data_sha256: str, train_tokens: int
         return default if value is None else value
 
     overrides = {k: v for k, v in dict(n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                                       context_length=args.context, dropout=args.dropout).items() if v is not None}
+                                       context_length=args.context, dropout=args.dropout).items()
+                 if v is not None}
     model = prof.model.with_(**overrides)
     batch, accum = given(args.batch_size, prof.batch_size), given(args.grad_accum, prof.grad_accum)
-    steps = given(args.steps, prof.epochs * max(1, train_tokens // (world * batch * accum * model.context_length)))
+    steps = given(args.steps,
+                  prof.epochs * max(1, train_tokens // (world * batch * accum * model.context_length)))
     lr = given(args.lr, prof.learning_rate)
     min_lr = given(args.min_lr, lr / 10)
     if min_lr > lr:
@@ -248,9 +264,10 @@ def run_config(args, world: int, data: Path, data_sha256: str, train_tokens: int
     if dtype == "auto":
         dtype = autocast_dtype(device or torch.device("cpu"))
     return RunConfig(
-        profile=prof.name, data=str(data), data_sha256=data_sha256, model=model, batch_size=batch, grad_accum=accum,
-        world_size=world, steps=steps, lr=lr, min_lr=min_lr, warmup_steps=warmup,
-        weight_decay=given(args.weight_decay, prof.weight_decay), grad_clip=args.grad_clip, eval_every=eval_every,
+        profile=prof.name, data=str(data), data_sha256=data_sha256, model=model, batch_size=batch,
+        grad_accum=accum, world_size=world, steps=steps, lr=lr, min_lr=min_lr, warmup_steps=warmup,
+        weight_decay=given(args.weight_decay, prof.weight_decay), grad_clip=args.grad_clip,
+        eval_every=eval_every,
         eval_batches=args.eval_batches, ckpt_every=given(args.ckpt_every, eval_every), seed=args.seed,
         amp_dtype=None if dtype in (None, "float32") else dtype,
         compile=given(args.compile, prof.compile))
@@ -294,11 +311,13 @@ class RunLock:
         except (OSError, ValueError, KeyError, TypeError):
             return True          # unreadable: a lock cut short while being written
         if host != socket.gethostname():
-            raise RunLockedError(f"{self.path.parent} is in use by a trainer on host {host} (pid {pid}); if none runs "
-                                 f"there any more, delete {self.path}")
+            raise RunLockedError(f"{self.path.parent} is in use by a trainer on host {host} (pid {pid}); "
+                                 f"if none runs there any more, delete {self.path}")
         if pid != os.getpid() and _alive(pid):
-            raise RunLockedError(f"{self.path.parent} is in use by another trainer (pid {pid}): two runs on one "
-                                 "folder would overwrite each other's checkpoints. Wait for it, or use another --out")
+            raise RunLockedError(f"{self.path.parent} is in use by another trainer (pid {pid}): "
+                                 "two runs on one "
+                                 "folder would overwrite each other's checkpoints. "
+                                 "Wait for it, or use another --out")
         return True
 
     def __exit__(self, *exc):
@@ -327,7 +346,8 @@ def distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank); starts the process group when launched by torchrun."""
     if "RANK" not in os.environ:
         return 0, 1, 0
-    backend = "nccl" if torch.cuda.is_available() and os.environ.get("SCRATCHGPT_DDP_BACKEND") != "gloo" else "gloo"
+    backend = ("nccl" if torch.cuda.is_available() and os.environ.get("SCRATCHGPT_DDP_BACKEND") != "gloo"
+               else "gloo")
     dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
 
@@ -403,7 +423,8 @@ def resume(path: Path, model, optimizer, cfg: RunConfig, args, rank: int, device
     if args.dtype in (None, "auto") and "amp_dtype" in saved:
         cfg.amp_dtype = saved["amp_dtype"]               # "auto" is a timing: the run keeps its first choice
     mine = config_dict(cfg)
-    differ = {k: (saved.get(k), mine[k]) for k in mine if k not in ("steps", "data") and saved.get(k) != mine[k]}
+    differ = {k: (saved.get(k), mine[k]) for k in mine
+              if k not in ("steps", "data") and saved.get(k) != mine[k]}
     if differ:
         raise CheckpointError(f"{path} belongs to a run with other settings; "
                               + "; ".join(f"{k}: checkpoint {a}, now {b}" for k, (a, b) in differ.items())
@@ -425,13 +446,16 @@ def train_step(net, ddp, model, optimizer, stream: TokenStream, cfg: RunConfig, 
     optimizer.zero_grad(set_to_none=True)
     step_loss = torch.zeros((), device=device)
     for micro in range(cfg.grad_accum):
-        x, y, state.position = stream.batch(state.position, cfg.batch_size, cfg.model.context_length, rank, world)
-        sync = world == 1 or micro == cfg.grad_accum - 1   # DDP averages gradients on the last micro-batch only
+        x, y, state.position = stream.batch(state.position, cfg.batch_size, cfg.model.context_length, rank,
+                                            world)
+        # DDP averages gradients on the last micro-batch only
+        sync = world == 1 or micro == cfg.grad_accum - 1
         with (nullcontext() if sync else ddp.no_sync()), autocast:
             loss = training_loss(net, x.to(device), y.to(device)) / cfg.grad_accum
         loss.backward()
         step_loss += loss.detach()
-    optimizer_step(model, optimizer, cfg.grad_clip, state.step)  # NonFiniteError before a NaN reaches the weights
+    # NonFiniteError before a NaN reaches the weights
+    optimizer_step(model, optimizer, cfg.grad_clip, state.step)
     state.step += 1
     state.loss_sum += all_mean(step_loss, world)
     state.loss_count += 1
@@ -538,7 +562,8 @@ def train(args) -> dict:
     return last
 
 
-def _run(args, cfg: RunConfig, out: Path, train_stream, val_stream, rank, world, device, main_process) -> dict:
+def _run(args, cfg: RunConfig, out: Path, train_stream, val_stream, rank, world, device,
+         main_process) -> dict:
     torch.manual_seed(cfg.seed)                          # the same initial weights on every rank
     model = GPT(cfg.model).to(device)
     optimizer = make_optimizer(model, lr=cfg.lr, weight_decay=cfg.weight_decay,
@@ -555,12 +580,15 @@ def _run(args, cfg: RunConfig, out: Path, train_stream, val_stream, rank, world,
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         net = torch.compile(net)
-    autocast = torch.autocast(device.type, dtype=getattr(torch, cfg.amp_dtype)) if cfg.amp_dtype else nullcontext()
+    autocast = (torch.autocast(device.type, dtype=getattr(torch, cfg.amp_dtype)) if cfg.amp_dtype
+                else nullcontext())
 
     if main_process:
         print(f"precision: {'bf16 autocast' if cfg.amp_dtype else 'fp32'} on {device}"
-              + (f" (bf16 matrix products {bf16_speedup_cpu():.1f}x as fast as fp32 here)" if device.type == "cpu" else ""))
-    bar = tqdm(total=cfg.steps, initial=state.step, desc="pretraining", disable=not main_process or args.no_progress)
+              + (f" (bf16 matrix products {bf16_speedup_cpu():.1f}x as fast as fp32 here)"
+                 if device.type == "cpu" else ""))
+    bar = tqdm(total=cfg.steps, initial=state.step, desc="pretraining",
+               disable=not main_process or args.no_progress)
     model.train()
     last = {}
     while state.step < cfg.steps:
@@ -572,7 +600,8 @@ def _run(args, cfg: RunConfig, out: Path, train_stream, val_stream, rank, world,
             if main_process:
                 with open(out / LOG, "a") as f:
                     f.write(json.dumps(last) + "\n")
-                bar.write(f"step {state.step:>5}: train loss {last['train_loss']:.3f}, val loss {last['val_loss']:.3f}, "
+                bar.write(f"step {state.step:>5}: train loss {last['train_loss']:.3f}, "
+                          f"val loss {last['val_loss']:.3f}, "
                           f"lr {lr:.2e}, {last['tokens_per_s']:,.0f} tokens/s"
                           + (f", MFU {last['mfu']:.0%}" if "mfu" in last else ""))
             state.loss_sum, state.loss_count, state.train_time = 0.0, 0, 0.0
@@ -607,13 +636,14 @@ def finish(model, out: Path, args) -> None:
 
 
 def main(argv=None) -> None:
+    """The command line: a clear `error: ...` line, not a traceback, for every refused input."""
     args = parse_args(argv)
-    keep_freed_memory()    # a training process: no fresh pages at every step (see allocator.py)
-    train(args)
+    keep_freed_memory()    # a training process: no fresh pages at every step (see engine/allocator.py)
+    try:
+        train(args)
+    except (ShardError, CheckpointError, ValueError, NonFiniteError, RunLockedError) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ShardError, CheckpointError, ValueError, NonFiniteError, RunLockedError) as err:
-        raise SystemExit(f"error: {err}") from None
+    main()

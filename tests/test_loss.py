@@ -8,11 +8,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from scratchgpt.config import GPTConfig
 from scratchgpt.engine import chunked_cross_entropy, fused_loss, linear_cross_entropy, training_loss
-from scratchgpt.engine.fused_loss import add_in_blocks
+from scratchgpt.engine.loss import add_in_blocks
 from scratchgpt.model import GPT
-from torch import nn
 
 
 def test_a_hand_worked_case():
@@ -32,7 +33,7 @@ def test_loss_and_gradient_equal_f_cross_entropy(dtype, chunk):
     torch.manual_seed(0)
     logits = (torch.randn(50, 503) * 4).to(dtype).requires_grad_()
     targets = torch.randint(0, 503, (50,))
-    targets[[3, 17, 40]] = -100                                     # masked rows, as in instruction fine-tuning
+    targets[[3, 17, 40]] = -100                      # masked rows, as in instruction fine-tuning
     ours = chunked_cross_entropy(logits, targets, chunk=chunk)
     (2.5 * ours).backward()                                         # an upstream gradient other than 1
     grad, logits.grad = logits.grad.clone(), None
@@ -53,7 +54,8 @@ def test_it_leaves_the_logits_alone_and_works_without_gradients():
 
 
 def test_bad_shapes_and_chunks_are_refused():
-    with pytest.raises(ValueError, match=r"expected logits \(N, V\) and targets \(N,\), got \(2, 3, 4\) and \(6,\)"):
+    shapes = r"expected logits \(N, V\) and targets \(N,\), got \(2, 3, 4\) and \(6,\)"
+    with pytest.raises(ValueError, match=shapes):
         chunked_cross_entropy(torch.zeros(2, 3, 4), torch.zeros(6, dtype=torch.long))
     with pytest.raises(ValueError, match="chunk must be at least 1 row, got 0"):
         chunked_cross_entropy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), chunk=0)
@@ -77,7 +79,8 @@ def test_linear_cross_entropy_equals_the_head_then_f_cross_entropy():
     torch.testing.assert_close(got_h, hidden.grad, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(got_w, head.weight.grad, rtol=1e-5, atol=1e-7)
     with torch.no_grad():                                           # evaluation: the loss only, no gradients
-        torch.testing.assert_close(linear_cross_entropy(hidden, head, targets), reference, rtol=1e-6, atol=1e-6)
+        loss = linear_cross_entropy(hidden, head, targets)
+        torch.testing.assert_close(loss, reference, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="takes fp32 hidden states and a bias-free fp32 head"):
         linear_cross_entropy(hidden, nn.Linear(24, 503), targets)
 
@@ -101,7 +104,7 @@ def _reference(model, x, y):
 
 def test_fused_loss_of_a_gpt_equals_autograd_on_the_logits_over_accumulated_micro_batches():
     plain, fast, g = _two_equal_gpts()
-    for x, y in [_batch(g) for _ in range(3)]:                       # gradient accumulation over 3 micro-batches
+    for x, y in [_batch(g) for _ in range(3)]:       # gradient accumulation over 3 micro-batches
         (_reference(plain, x, y) / 3).backward()
         (fused_loss(fast, x, y, chunk=20) / 3).backward()
     for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
@@ -139,7 +142,7 @@ def test_fused_loss_refuses_wrapped_models_and_training_loss_runs_their_forward_
     compiled = torch.compile(fast, backend="eager")                 # a torch.compile wrapper, no C++ needed
     with pytest.raises(TypeError, match="not a DistributedDataParallel or torch.compile wrapper"):
         fused_loss(compiled, x, y)
-    training_loss(compiled, x, y).backward()                        # the wrapper's own forward pass, then chunked
+    training_loss(compiled, x, y).backward()         # the wrapper's own forward pass, then chunked
     _reference(plain, x, y).backward()
     for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-6, msg=name)
@@ -150,7 +153,8 @@ def test_linear_cross_entropy_under_torch_compile_runs_eagerly_and_agrees():
     head = nn.Linear(24, 503, bias=False)
     hidden = torch.randn(50, 24, requires_grad=True)
     targets = torch.randint(0, 503, (50,))
-    compiled = torch.compile(lambda h: linear_cross_entropy(torch.tanh(h), head, targets, chunk=7), backend="eager")
+    compiled = torch.compile(lambda h: linear_cross_entropy(torch.tanh(h), head, targets, chunk=7),
+                             backend="eager")
     compiled(hidden).backward()
     got = hidden.grad.clone(), head.weight.grad.clone()
     hidden.grad = head.weight.grad = None
@@ -186,7 +190,8 @@ torch.manual_seed(0)
 model, reference = GPT(cfg), GPT(cfg)
 reference.load_state_dict(model.state_dict())
 g = torch.Generator().manual_seed(1)
-batches = [(torch.randint(0, 300, (2, 16), generator=g), torch.randint(0, 300, (2, 16), generator=g)) for _ in range(2)]
+batches = [(torch.randint(0, 300, (2, 16), generator=g), torch.randint(0, 300, (2, 16), generator=g))
+           for _ in range(2)]
 ddp = torch.nn.parallel.DistributedDataParallel(model)
 try:
     fused_loss(ddp, *batches[rank])
@@ -228,7 +233,8 @@ def test_linear_cross_entropy_under_bf16_autocast_equals_autocasts_head_then_f_c
         # fp32's gradients as the exact ones: ours are off by bf16 rounding, no more than autocast's
         ours_off, autocast_off = (got - fp32).abs().max(), (ref - fp32).abs().max()
         assert ours_off < 0.01 * fp32.abs().max() and ours_off <= 1.5 * autocast_off
-    with torch.autocast("cpu", dtype=torch.float16), pytest.raises(ValueError, match="not under torch.float16 autocast"):
+    fp16 = torch.autocast("cpu", dtype=torch.float16)
+    with fp16, pytest.raises(ValueError, match="not under torch.float16 autocast"):
         linear_cross_entropy(hidden, head, targets)
 
 

@@ -59,9 +59,9 @@ def pretrain(p: Profile, log=print, progress: bool = True) -> tuple[GPT, History
     optimizer = make_optimizer(model, lr=p.learning_rate, weight_decay=p.weight_decay)
     total = p.epochs * (len(train_loader) // p.grad_accum)
     history = train(model, optimizer, train_loader, val_loader, epochs=p.epochs, eval_every=p.eval_every,
-                    warmup_steps=max(1, int(total * WARMUP_FRACTION)), min_lr=p.learning_rate * MIN_LR_FRACTION,
-                    grad_clip=GRAD_CLIP, sample_prompt=SAMPLE_PROMPT, log=log, progress=progress,
-                    grad_accum=p.grad_accum)
+                    warmup_steps=max(1, int(total * WARMUP_FRACTION)),
+                    min_lr=p.learning_rate * MIN_LR_FRACTION, grad_clip=GRAD_CLIP,
+                    sample_prompt=SAMPLE_PROMPT, log=log, progress=progress, grad_accum=p.grad_accum)
     return model.eval(), history
 
 
@@ -76,7 +76,8 @@ def _recipe(p: Profile) -> str:
     numbers, see `training.in_order`.)
     """
     return repr((p.model, p.pretrain_text, p.train_ratio, p.window, p.batch_size, p.epochs, p.learning_rate,
-                 p.weight_decay, p.grad_accum, p.amp_dtype, SEED, WARMUP_FRACTION, MIN_LR_FRACTION, GRAD_CLIP))
+                 p.weight_decay, p.grad_accum, p.amp_dtype, SEED, WARMUP_FRACTION, MIN_LR_FRACTION,
+                 GRAD_CLIP))
 
 
 def cache_pretrained(p: Profile, model: GPT):

@@ -23,7 +23,7 @@ already; `retain_graph=True`), and `fused_loss` on a wrapped model (DistributedD
 torch.compile, whose wrappers must run the forward pass: use `F.cross_entropy(net(x), y)` there).
 
 Rows whose target is `ignore_index` (-100, as in `F.cross_entropy`) count for nothing. Tested against
-`F.cross_entropy` (loss and gradients) in `tests/test_fused_loss.py`.
+`F.cross_entropy` (loss and gradients) in `tests/test_loss.py`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         count = counted.sum()
         ctx.save_for_backward(logits, safe, counted, lse, count)
         ctx.chunk = chunk
-        return ((lse - target_logit) * counted).sum() / count                  # NaN when nothing counts, as F's
+        # NaN when nothing counts, as F's
+        return ((lse - target_logit) * counted).sum() / count
 
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
@@ -73,7 +74,8 @@ def chunked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, chunk: in
     """Mean cross-entropy of `logits` (N, V) against `targets` (N,), like `F.cross_entropy(logits.float(),
     targets)`, computed `chunk` rows at a time in fp32; the gradient has the logits' dtype."""
     if logits.dim() != 2 or targets.shape != logits.shape[:1]:
-        raise ValueError(f"expected logits (N, V) and targets (N,), got {tuple(logits.shape)} and {tuple(targets.shape)}")
+        raise ValueError(f"expected logits (N, V) and targets (N,), got {tuple(logits.shape)} "
+                         f"and {tuple(targets.shape)}")
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1 row, got {chunk}")
     return _ChunkedCrossEntropy.apply(logits, targets, chunk, ignore_index)
@@ -96,7 +98,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
         safe = targets.masked_fill(~counted, 0)
         count = counted.sum()
         scale = counted.to(hidden.dtype) / count                               # (N,): 0 for ignored rows
-        buf = hidden.new_empty(min(chunk, N), V)                                # fp32 logits of a chunk, reused
+        # fp32 logits of a chunk, reused
+        buf = hidden.new_empty(min(chunk, N), V)
         if low is not None:   # the products in `low` (bf16), as autocast would run them; the softmax in fp32
             w, hid, buf_low = weight.to(low), hidden.to(low), hidden.new_empty(min(chunk, N), V, dtype=low)
         else:
@@ -127,7 +130,8 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 if grad_w:
                     grad_weight.addmm_(z.t(), h) if s else torch.mm(z.t(), h, out=grad_weight)  # (V, C)
                 continue
-            g = buf_low[: e - s].copy_(z)                                     # rounded to `low` for its products
+            # rounded to `low` for its products
+            g = buf_low[: e - s].copy_(z)
             if grad_h:
                 grad_hidden[s:e] = torch.mm(g, w)
             if grad_w:
@@ -139,8 +143,10 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         if ctx.grads is None:
-            raise RuntimeError("linear_cross_entropy computes its gradients in the forward pass and hands them "
-                               "over in one backward pass; a second one (retain_graph=True) is not supported: "
+            raise RuntimeError("linear_cross_entropy computes its gradients in the forward pass "
+                               "and hands them "
+                               "over in one backward pass; a second one (retain_graph=True) "
+                               "is not supported: "
                                "compute the loss again")
         grads, ctx.grads = ctx.grads, None       # handed over: autograd may keep them as .grad
         # `loss.backward()` passes exactly 1 on the CPU: then no pass over the (V, C) gradient is needed
@@ -156,12 +162,15 @@ def linear_cross_entropy(hidden: torch.Tensor, head: nn.Linear, targets: torch.T
     against `targets` (N,), without the (N, V) logits. Under bf16 autocast the head's products run in
     bf16 and the softmax in fp32; fp16 autocast is refused (see the module's contract)."""
     if hidden.dim() != 2 or targets.shape != hidden.shape[:1]:
-        raise ValueError(f"expected hidden (N, C) and targets (N,), got {tuple(hidden.shape)} and {tuple(targets.shape)}")
+        raise ValueError(f"expected hidden (N, C) and targets (N,), got {tuple(hidden.shape)} "
+                         f"and {tuple(targets.shape)}")
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1 row, got {chunk}")
-    low = torch.get_autocast_dtype(hidden.device.type) if torch.is_autocast_enabled(hidden.device.type) else None
+    low = (torch.get_autocast_dtype(hidden.device.type) if torch.is_autocast_enabled(hidden.device.type)
+           else None)
     if low not in (None, torch.bfloat16):
-        raise ValueError(f"linear_cross_entropy runs in fp32 or under bf16 autocast, not under {low} autocast")
+        raise ValueError("linear_cross_entropy runs in fp32 or under bf16 autocast, "
+                         f"not under {low} autocast")
     if head.bias is not None or hidden.dtype != torch.float32 or head.weight.dtype != torch.float32:
         raise ValueError("linear_cross_entropy takes fp32 hidden states and a bias-free fp32 head")
     grads = torch.is_grad_enabled()   # without gradients (evaluation) only the loss is computed
@@ -180,8 +189,8 @@ def can_fuse(model, device) -> bool:
 
 def wrapped(model) -> bool:
     """Whether `model` is a DistributedDataParallel or torch.compile wrapper around a model."""
-    return isinstance(model, nn.parallel.DistributedDataParallel) or isinstance(getattr(model, "_orig_mod", None),
-                                                                                nn.Module)
+    return (isinstance(model, nn.parallel.DistributedDataParallel)
+            or isinstance(getattr(model, "_orig_mod", None), nn.Module))
 
 
 def fused_loss(model, idx: torch.Tensor, targets: torch.Tensor, chunk: int = 512) -> torch.Tensor:
@@ -192,9 +201,11 @@ def fused_loss(model, idx: torch.Tensor, targets: torch.Tensor, chunk: int = 512
                         "wrapper (their forward pass must run for them to work): use "
                         "F.cross_entropy(net(x).flatten(0, 1), y.flatten()) with a wrapped model")
     if not can_fuse(model, idx.device):
-        raise ValueError("fused_loss needs a model with `hidden` and a bias-free fp32 `lm_head`, run in fp32 or "
+        raise ValueError("fused_loss needs a model with `hidden` and a bias-free fp32 `lm_head`, "
+                         "run in fp32 or "
                          "under bf16 autocast")
-    return linear_cross_entropy(model.hidden(idx).flatten(0, 1), model.lm_head, targets.flatten(), chunk=chunk)
+    return linear_cross_entropy(model.hidden(idx).flatten(0, 1), model.lm_head, targets.flatten(),
+                                chunk=chunk)
 
 
 def training_loss(net, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

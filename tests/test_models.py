@@ -4,8 +4,9 @@ caches, and reuses the cache only when it was made the same way."""
 import dataclasses
 
 import pytest
-import scratchgpt.course.pretrained as pt
 import torch
+
+import scratchgpt.course.models as pt
 from scratchgpt import GPTConfig, profile
 
 SMALL = dataclasses.replace(
@@ -53,7 +54,8 @@ def test_the_recipe_holds_every_setting_that_changes_the_weights(cache_dir):
     made with another evaluation interval may be (evaluations do not change the weights, see
     tests/test_training.py), and is."""
     changes_weights = dict(batch_size=4, grad_accum=2, pretrain_context=32, amp_dtype="bfloat16", epochs=2,
-                           learning_rate=1e-4, weight_decay=0.0, train_ratio=0.4, pretrain_text="tinyshakespeare.txt")
+                           learning_rate=1e-4, weight_decay=0.0, train_ratio=0.4,
+                           pretrain_text="tinyshakespeare.txt")
     for field, value in changes_weights.items():
         assert pt._recipe(dataclasses.replace(SMALL, **{field: value})) != pt._recipe(SMALL), field
     first = pt.pretrained(SMALL)
