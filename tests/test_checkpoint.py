@@ -13,12 +13,6 @@ CFG = GPTConfig(vocab_size=200, context_length=8, n_embd=32, n_layer=2, n_head=2
 SMALL = CFG.with_(n_layer=1, n_embd=16, dropout=0.0)
 
 
-def batches(n=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 200, (n, 2, 8), generator=g)
-    return [(xi, torch.roll(xi, -1, dims=1)) for xi in x]
-
-
 def steps(model, opt, data):
     for x, y in data:
         opt.zero_grad()
@@ -26,8 +20,8 @@ def steps(model, opt, data):
         opt.step()
 
 
-def test_checkpoint_round_trip_continues_training_exactly(tmp_path):
-    data = batches(4)
+def test_checkpoint_round_trip_continues_training_exactly(tmp_path, token_batches):
+    data = token_batches(4)
     torch.manual_seed(0)
     straight = GPT(CFG)
     opt = make_optimizer(straight, lr=1e-2)

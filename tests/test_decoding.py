@@ -231,3 +231,33 @@ def test_cached_attention_keeps_bf16_keys_exactly_in_an_fp32_cache_and_attends_o
     weights = torch.softmax(torch.einsum("bhd,bhtd->bht", q, k) / hd ** 0.5, dim=-1)
     expected = torch.einsum("bht,bhtd->bhd", weights, v).reshape(B, H * hd)
     torch.testing.assert_close(out.double(), expected, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("generator", ["generate", "decoder"])
+def test_generate_and_the_decoder_refuse_the_same_bad_requests(model, generator):
+    """One check (`generation.check_request`) for both: a negative or NaN temperature, ids outside the
+    vocabulary (-1 would wrap to the last embedding row), a negative length, an empty prompt."""
+    run = (lambda idx, n, **kw: generate(model, idx, n, **kw)) if generator == "generate" else \
+        Decoder(model).generate
+    ok = torch.tensor([[1, 2]])
+    for idx, n, kw, message in [
+        (ok, 2, {"temperature": -0.01}, "temperature must be a finite number >= 0, got -0.01"),
+        (ok, 2, {"temperature": float("nan")}, "temperature must be a finite number >= 0, got nan"),
+        (torch.tensor([[1, -1]]), 2, {}, r"token ids must lie in \[0, 300\); got min -1, max 1"),
+        (torch.tensor([[1, 300]]), 2, {}, r"token ids must lie in \[0, 300\); got min 1, max 300"),
+        (ok, -1, {}, "max_new_tokens must be 0 or more, got -1"),
+        (torch.zeros(1, 0, dtype=torch.long), 2, {}, "at least one token"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            run(idx, n, **kw)
+
+
+def test_the_decoder_refuses_other_models_and_precisions_by_name(model):
+    from scratchgpt.llama import Llama, LlamaConfig
+
+    llama = Llama(LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16))
+    with pytest.raises(TypeError, match="Decoder lays out a GPT's weights .* not a Llama"):
+        Decoder(llama)
+    with pytest.raises(ValueError, match="torch.float32 or torch.bfloat16, not torch.float16"):
+        Decoder(model, dtype=torch.float16)

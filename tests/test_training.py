@@ -19,23 +19,10 @@ def test_schedule_warmup_then_cosine():
     assert lr_at(100, 1.0, 100, 10, 0.1) == 0.1 and lr_at(500, 1.0, 100, 10, 0.1) == 0.1
 
 
-def batches(n=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(0, 200, (n, 2, 8), generator=g)
-    return [(xi, torch.roll(xi, -1, dims=1)) for xi in x]
-
-
-def steps(model, opt, data):
-    for x, y in data:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
-        opt.step()
-
-
-def test_train_lowers_the_loss_and_records_history():
+def test_train_lowers_the_loss_and_records_history(token_batches):
     torch.manual_seed(0)
     model = GPT(CFG.with_(dropout=0.0))
-    data = batches(4) * 1
+    data = token_batches(4) * 1
     before = loss_loader(model, data)
     history = train(model, make_optimizer(model, 3e-3), data, data, epochs=5, eval_every=5,
                     warmup_steps=2, min_lr=1e-4, log=lambda *a: None, progress=False)

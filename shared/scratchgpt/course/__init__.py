@@ -10,12 +10,12 @@
 from .checks import approx, check
 from .exercises import quiz
 from .models import (
-                         cache_instruction_tuned,
-                         cache_pretrained,
-                         instruction_tuned,
-                         pretrain,
-                         pretrained,
-                         pretraining_loaders,
+    cache_instruction_tuned,
+    cache_pretrained,
+    instruction_tuned,
+    pretrain,
+    pretrained,
+    pretraining_loaders,
 )
 from .profiles import PROFILES, Profile, ProfileError, profile
 

@@ -20,7 +20,8 @@ see with `F.cross_entropy`. Under `torch.compile` they run eagerly (a graph brea
 error: fp16 autocast (the gradients of the logits, about 1 / N each, would underflow), a second
 backward pass through one forward pass of `linear_cross_entropy` (its gradient was handed over
 already; `retain_graph=True`), and `fused_loss` on a wrapped model (DistributedDataParallel or
-torch.compile, whose wrappers must run the forward pass: use `F.cross_entropy(net(x), y)` there).
+torch.compile, whose wrappers must run the forward pass; `training_loss` then computes
+`chunked_cross_entropy` of the logits the wrapper returns).
 
 Rows whose target is `ignore_index` (-100, as in `F.cross_entropy`) count for nothing. Tested against
 `F.cross_entropy` (loss and gradients) in `tests/test_loss.py`.
@@ -98,8 +99,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
         safe = targets.masked_fill(~counted, 0)
         count = counted.sum()
         scale = counted.to(hidden.dtype) / count                               # (N,): 0 for ignored rows
-        # fp32 logits of a chunk, reused
-        buf = hidden.new_empty(min(chunk, N), V)
+        buf = hidden.new_empty(min(chunk, N), V)                               # a chunk's fp32 logits
         if low is not None:   # the products in `low` (bf16), as autocast would run them; the softmax in fp32
             w, hid, buf_low = weight.to(low), hidden.to(low), hidden.new_empty(min(chunk, N), V, dtype=low)
         else:
@@ -143,11 +143,9 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: torch.Tensor):
         if ctx.grads is None:
-            raise RuntimeError("linear_cross_entropy computes its gradients in the forward pass "
-                               "and hands them "
-                               "over in one backward pass; a second one (retain_graph=True) "
-                               "is not supported: "
-                               "compute the loss again")
+            raise RuntimeError("linear_cross_entropy computes its gradients in the forward pass and hands "
+                               "them over in one backward pass; a second one (retain_graph=True) is not "
+                               "supported: compute the loss again")
         grads, ctx.grads = ctx.grads, None       # handed over: autograd may keep them as .grad
         # `loss.backward()` passes exactly 1 on the CPU: then no pass over the (V, C) gradient is needed
         one = grad_loss.device.type == "cpu" and grad_loss.item() == 1.0

@@ -342,7 +342,7 @@ def format_table(r: dict) -> str:
               f"bf16 matmul {r['bf16_matmul_gflops']:.1f} "
               f"GFLOP/s, memory read {r['read_gb_s']:.1f} GB/s"),
              ("over the run (at least {} samples each): fp32 matmul {:.0f}-{:.0f} GFLOP/s, "
-              "bf16 matmul {:.0f}-{:.0f} GFLOP/s, "
+              "bf16 matmul {:.1f}-{:.1f} GFLOP/s, "
               "memory read {:.1f}-{:.1f} GB/s; each share below is of the limit measured just before "
               "and after "
               "its figure (the higher)").format(min(len(v) for v in ls.values()),
