@@ -196,7 +196,7 @@ def train(model, optimizer, train_loader, val_loader, epochs: int, eval_every: i
                 history.train_loss.append(train_loss)
                 history.val_loss.append(val_loss)
                 history.lr.append(lr)
-                # ~: a figure that varies in its last digits from CPU to CPU (see scratchgpt.checks)
+                # ~: a figure that varies in its last digits from CPU to CPU (see progress.approx)
                 log(f"epoch {epoch + 1} step {step:>4}: train loss {approx(train_loss)}, "
                     f"val loss {approx(val_loss)}")
         if sample_prompt:

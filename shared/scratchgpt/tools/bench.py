@@ -416,7 +416,7 @@ def main(argv=None) -> None:
     for flag, value in [("--gpt2-steps", args.gpt2_steps), ("--decode-rounds", args.decode_rounds)]:
         if value < 1:
             parser.error(f"{flag} must be 1 or more, got {value}")
-    keep_freed_memory()    # as the command-line trainer runs (see allocator.py)
+    keep_freed_memory()    # as the command-line trainer runs (see engine/allocator.py)
     results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch,
                   args.compile, args.decode_rounds)
     print(format_table(results))

@@ -25,6 +25,11 @@ Bad input never costs good work: every flag is checked (an error names it), a se
 same `--out` is refused (`--out/.lock` holds the owner's pid), a resume with other settings or other
 data is refused, and a loss or gradient that stops being finite ends the run before the last good
 checkpoint could be overwritten.
+
+Speed comes from the engine, applied from outside the plain model: the output head and the loss fused
+(`engine.training_loss`), freed memory kept in the process (`engine.keep_freed_memory`), and bf16
+autocast where the hardware has bf16 units (`--dtype auto`, `engine.precision`). PERFORMANCE.md has
+the figures.
 """
 
 from __future__ import annotations
