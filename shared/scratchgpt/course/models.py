@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import instruction
 from ..checkpoint import load_cached, save_checkpoint
 from ..data import read_text
 from ..dataset import create_dataloader, split_text
 from ..gpt2_weights import gpt2_model
 from ..instruction import (
     SPLIT_SEED,
+    WARMUP_STEPS,
     finetune_instructions,
     instruction_loaders,
     load_instructions,
@@ -107,7 +107,7 @@ def pretrained(p: Profile | None = None) -> GPT:
 
 def _instruct_recipe(p: Profile) -> str:
     return repr((_recipe(p), p.weights, p.instruct_epochs, p.instruct_batch_size, p.instruct_lr,
-                 SPLIT_SEED, instruction.WARMUP_STEPS) + ((p.tuning_examples,) if p.tuning_examples else ()))
+                 SPLIT_SEED, WARMUP_STEPS) + ((p.tuning_examples,) if p.tuning_examples else ()))
 
 
 def instruct_cache_path(p: Profile) -> Path:
