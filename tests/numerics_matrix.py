@@ -4,7 +4,7 @@
     python tests/numerics_matrix.py avx2 omp1            # some of them
     python tests/numerics_matrix.py default -- -x        # pytest options after --
     # some notebooks:
-    python tests/numerics_matrix.py -- notebooks/stage3_finetuning/06_classification_finetuning.ipynb
+    python tests/numerics_matrix.py -- notebooks/stage3_finetuning/07_classification_finetuning.ipynb
 
 Another CPU runs other matrix-multiply kernels and rounds differently in the last bits. These
 environment variables change the arithmetic the same way on this machine, without another CPU

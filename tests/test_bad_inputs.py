@@ -8,11 +8,13 @@ import torch
 
 from scratchgpt import EOT, EOT_ID, gpt2_tokenizer
 from scratchgpt.classification import SpamDataset, classify, to_classifier
+from scratchgpt.config import GPTConfig
 from scratchgpt.course.profiles import profile
 from scratchgpt.data import MIRROR_ENV, fetch
 from scratchgpt.dataset import GPTDataset
 from scratchgpt.generation import generate, generate_text
 from scratchgpt.instruction import InstructionDataset, collate, format_example
+from scratchgpt.llama import LlamaConfig
 from scratchgpt.model import GPT
 from scratchgpt.paths import REPO_ROOT
 
@@ -85,3 +87,15 @@ def test_a_relative_mirror_path_counts_from_the_project_root(tmp_path, monkeypat
     monkeypatch.chdir(REPO_ROOT / "notebooks" / "stage2_gpt_pretraining")
     assert not (REPO_ROOT / "notebooks" / "stage2_gpt_pretraining" / os.environ[MIRROR_ENV]).exists()
     assert fetch("the-verdict.txt", data_dir=data).read_text(encoding="utf-8").startswith("I HAD always")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: GPTConfig(n_head=0), "GPTConfig: n_head must be a whole number >= 1, got 0"),
+    (lambda: GPTConfig(n_layer=-1), "GPTConfig: n_layer must be a whole number >= 1, got -1"),
+    (lambda: GPTConfig(n_embd=76.8), "GPTConfig: n_embd must be a whole number >= 1, got 76.8"),
+    (lambda: GPTConfig(dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+    (lambda: LlamaConfig(num_attention_heads=0), "LlamaConfig: num_attention_heads must be a whole number"),
+])
+def test_model_configurations_are_checked_in_one_place(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

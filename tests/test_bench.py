@@ -118,3 +118,47 @@ def test_matmul_rate_fits_its_time_budget_by_timing_fewer_rows(monkeypatch):
     rows_timed.clear()
     precision.matmul_rate(n=16, k=4, m=4, repeats=3, max_seconds=1e6)
     assert rows_timed == [8, 8] + [16] * 4             # a generous budget: all 16 rows, every repeat
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--gen-tokens", "0"], "--gen-tokens must be 1 or more, got 0"),       # divided by zero after training
+    (["--gpt2-batch", "-1"], "--gpt2-batch must be 1 or more, got -1"),
+    (["--quick", "--gen-tokens", "50"], "--quick sets its own sizes: give --gen-tokens or --quick"),
+    (["--quick", "--gpt2-steps", "4", "--decode-rounds", "2"],
+     "give --gpt2-steps, --decode-rounds or --quick"),
+])
+def test_bad_or_ignored_flags_are_refused_before_any_measuring(argv, message, capsys, monkeypatch):
+    from scratchgpt.tools import bench
+
+    monkeypatch.setattr(bench, "run", lambda *a: pytest.fail("measured before refusing"))
+    with pytest.raises(SystemExit):
+        bench.main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_an_unwritable_json_path_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    from scratchgpt.tools import bench
+
+    monkeypatch.setattr(bench, "run", lambda *a: pytest.fail("measured before refusing"))
+    for path, message in [(tmp_path / "missing" / "b.json", "there is no folder"), (tmp_path, "is a folder")]:
+        with pytest.raises(SystemExit):
+            bench.main(["--quick", "--json", str(path)])
+        assert f"--json {path}: {message}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []                  # the writability check leaves nothing behind
+
+
+def test_results_are_kept_when_the_json_file_cannot_be_written_at_the_end(tmp_path, capsys, monkeypatch):
+    from scratchgpt.tools import bench
+
+    gone = tmp_path / "taken.json"
+    gone.mkdir()                                            # a folder took its name during the run
+    bench.save_results({"wall_s": 1.5}, str(gone))
+    err = capsys.readouterr().err
+    kept = err.split("the results are in ")[1].strip()
+    try:
+        assert f"could not write {gone}" in err and json.loads(open(kept).read()) == {"wall_s": 1.5}
+    finally:
+        import os
+        os.unlink(kept)
+    bench.save_results({"wall_s": 2.0}, str(tmp_path / "b.json"))
+    assert json.loads((tmp_path / "b.json").read_text()) == {"wall_s": 2.0}

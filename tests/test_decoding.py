@@ -236,7 +236,8 @@ def test_cached_attention_keeps_bf16_keys_exactly_in_an_fp32_cache_and_attends_o
 @pytest.mark.parametrize("generator", ["generate", "decoder"])
 def test_generate_and_the_decoder_refuse_the_same_bad_requests(model, generator):
     """One check (`generation.check_request`) for both: a negative or NaN temperature, ids outside the
-    vocabulary (-1 would wrap to the last embedding row), a negative length, an empty prompt."""
+    vocabulary (-1 would wrap to the last embedding row), a negative length, an empty prompt, top-k,
+    top-p and the end-of-text id."""
     run = (lambda idx, n, **kw: generate(model, idx, n, **kw)) if generator == "generate" else \
         Decoder(model).generate
     ok = torch.tensor([[1, 2]])
@@ -247,6 +248,13 @@ def test_generate_and_the_decoder_refuse_the_same_bad_requests(model, generator)
         (torch.tensor([[1, 300]]), 2, {}, r"token ids must lie in \[0, 300\); got min 1, max 300"),
         (ok, -1, {}, "max_new_tokens must be 0 or more, got -1"),
         (torch.zeros(1, 0, dtype=torch.long), 2, {}, "at least one token"),
+        (ok.float(), 2, {}, "the prompt must hold integer token ids, got torch.float32"),
+        (ok, 2.5, {}, "max_new_tokens must be 0 or more, got 2.5"),
+        # checked also where greedy decoding would not use them: a bad setting is a mistake either way
+        (ok, 2, {"top_k": 0}, r"top_k must be at least 1 \(or None\), got 0"),
+        (ok, 2, {"top_p": 1.5, "temperature": 1.0}, r"top_p must be in \(0, 1\] \(or None\), got 1.5"),
+        (ok, 2, {"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+        (ok, 2, {"eos_id": 300}, r"eos_id must be a token id in \[0, 300\) \(or None\), got 300"),
     ]:
         with pytest.raises(ValueError, match=message):
             run(idx, n, **kw)

@@ -107,3 +107,70 @@ def test_head_on_response_positions_only_equals_full_logits():
     batch = pad_responses([[3, 4, 5, 6, 7, 8], [9, 10, 11, 12], [1, 2, 3]], [3, 2, 1], pad_id=0)
     with torch.no_grad():
         assert torch.allclose(response_logprobs(model, *batch), response_logprobs(Plain(), *batch), atol=1e-5)
+
+
+def test_a_prompt_that_leaves_no_room_for_the_response_is_refused():
+    """The issue's reproduction: a 200-word prompt and max_length 64 left an all-zero mask (log-probability
+    0, loss ln 2, accuracy 0) and training ran on. One token of response still counts."""
+    long = PreferenceDataset([{"instruction": "word " * 200, "chosen": "a", "rejected": "b"}])[0]
+    with pytest.raises(ValueError, match=r"example 0: its prompt has \d+ tokens, so no response token fits "
+                                         "within max_length=64"):
+        collate_preferences([long], max_length=64)
+    _, _, mask = pad_responses([[1, 2, 3, 4, 5]], [3], max_length=3, pad_id=0)   # prompt = max_length
+    assert mask.tolist() == [[0, 0, 1]]                                        # its first response token
+    with pytest.raises(ValueError, match="example 0: its prompt has 4 tokens"):
+        pad_responses([[1, 2, 3, 4, 5]], [4], max_length=3, pad_id=0)
+    with pytest.raises(ValueError, match="max_length must be a positive number of tokens, got 0"):
+        pad_responses([[1, 2, 3]], [1], max_length=0)
+    with pytest.raises(ValueError, match="prompt length 3 leaves no response in its 3 tokens"):
+        pad_responses([[1, 2, 3]], [3])
+
+
+def test_without_max_length_a_batch_longer_than_the_context_is_named():
+    long = PreferenceDataset([{"instruction": "word " * 200, "chosen": "a", "rejected": "b"}])[0]
+    model = GPT(GPTConfig(vocab_size=50257, context_length=64, n_embd=16, n_layer=1, n_head=2))
+    with pytest.raises(ValueError, match="longer than the context length 64"):
+        response_logprobs(model, *collate_preferences([long])["chosen"])
+
+
+def test_dpo_loss_refuses_shapes_that_would_broadcast():
+    a, b = torch.tensor([[-1.0], [-2.0]]), torch.tensor([-1.5, -2.5])
+    with pytest.raises(ValueError, match=r"one shape \(B,\).*got \[\(2, 1\), \(2,\), \(2,\), \(2,\)\]"):
+        dpo_loss(a, b, b, b)
+    loss, _, _ = dpo_loss(a.squeeze(1), b, b, b, beta=0.1)      # the right shapes: one loss per pair
+    expected = -torch.nn.functional.logsigmoid(0.1 * (a.squeeze(1) - b)).mean()
+    assert loss.item() == pytest.approx(expected.item())
+
+
+def tiny_pair():
+    cfg = GPTConfig(vocab_size=50, context_length=16, n_embd=16, n_layer=1, n_head=2)
+    policy, reference = GPT(cfg), GPT(cfg)
+    reference.load_state_dict(policy.state_dict())
+    return policy, reference, [collate_preferences([(2, [1, 2, 3, 4], [1, 2, 6, 7])], pad_id=0)]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda p, r, data: train_dpo(p, p, data, data, 1, 1e-3), "share their weights"),
+    (lambda p, r, data: train_dpo(p, r, data, [], 1, 1e-3), "validation loader is empty"),
+    (lambda p, r, data: train_dpo(p, r, data, data, 1, 1e-3, eval_every=0), "eval_every must be .* got 0"),
+    (lambda p, r, data: train_dpo(p, r, data, data, 1, 1e-3, eval_batches=0), "eval_batches must be"),
+    (lambda p, r, data: train_dpo(p, r, data, data, 1, -1.0), "lr must be a positive number, got -1.0"),
+    (lambda p, r, data: train_dpo(p, r, data, data, 1, 1e-3, beta=0), "beta must be positive"),
+    (lambda p, r, data: train_dpo(p, r, data, data, -1, 1e-3), "epochs must be .* got -1"),
+])
+def test_a_refused_dpo_run_names_the_problem_and_changes_no_model(call, message):
+    policy, reference, data = tiny_pair()
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    with pytest.raises(ValueError, match=message):
+        call(policy, reference, data)
+    assert all(p.requires_grad for p in policy.parameters())      # not left frozen
+    assert all(p.requires_grad for p in reference.parameters())
+    assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
+
+
+def test_a_frozen_policy_is_refused():
+    policy, reference, data = tiny_pair()
+    for p in policy.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train_dpo(policy, reference, data, data, 1, 1e-3)

@@ -1,12 +1,16 @@
 """The package's layout, read from its imports: the core (what the notebooks build) imports nothing of
-the engine, the tools or the course machinery; the engine and the course machinery import neither
-the tools nor each other; the teaching model stays plain; and no import cycle exists anywhere."""
+the engine, the tools, the chat or the course machinery; the engine and the course machinery import
+neither the tools nor each other; the chat engine builds on the core alone (the tools load its models);
+the teaching model stays plain; and no import cycle exists anywhere."""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "shared" / "scratchgpt"
-ENTRY_POINTS = {"scratchgpt.pretrain", "scratchgpt.pretokenize", "scratchgpt.bench"}   # `python -m` shims
+# `python -m` shims
+ENTRY_POINTS = {"scratchgpt.pretrain", "scratchgpt.pretokenize", "scratchgpt.bench",
+                "scratchgpt.chat.__main__"}
+SUBPACKAGES = ("engine", "course", "tools", "chat")
 
 
 def module_name(path: Path) -> str:
@@ -45,24 +49,24 @@ def kind(name: str) -> str:
     if name in ENTRY_POINTS:
         return "entry"
     parts = name.split(".")
-    if len(parts) > 2 and parts[1] in ("engine", "course", "tools"):
-        return parts[1]
-    if len(parts) == 2 and parts[1] in ("engine", "course", "tools"):
+    if len(parts) >= 2 and parts[1] in SUBPACKAGES:
         return parts[1]
     return "top" if name == "scratchgpt" else "core"
 
 
 def test_the_graph_was_read():
     assert {"scratchgpt.model", "scratchgpt.engine.loss", "scratchgpt.course.profiles",
-            "scratchgpt.tools.pretrain"} <= set(GRAPH)
+            "scratchgpt.tools.pretrain", "scratchgpt.chat.session", "scratchgpt.tools.chat"} <= set(GRAPH)
     assert "scratchgpt.attention" in GRAPH["scratchgpt.model"]
     assert "scratchgpt.engine" in GRAPH["scratchgpt.tools.pretrain"]
+    assert "scratchgpt.generation" in GRAPH["scratchgpt.chat.session"]
+    assert kind("scratchgpt.chat") == kind("scratchgpt.chat.session") == "chat"
 
 
 def test_imports_run_one_way():
     allowed = {"core": {"core"}, "engine": {"core", "engine"}, "course": {"core", "course"},
-               "tools": {"core", "engine", "course", "tools"}, "entry": {"tools"},
-               "top": {"core", "course"}}
+               "chat": {"core", "chat"}, "tools": {"core", "engine", "course", "chat", "tools"},
+               "entry": {"tools"}, "top": {"core", "course"}}
     wrong = [f"{a} ({kind(a)}) imports {b} ({kind(b)})" for a, targets in GRAPH.items() for b in targets
              if kind(b) not in allowed[kind(a)]]
     assert not wrong, "\n".join(wrong)

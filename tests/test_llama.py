@@ -16,9 +16,10 @@ SMALL = LlamaConfig(vocab_size=1000, hidden_size=64, intermediate_size=176, num_
 
 
 def hf_model(cfg: LlamaConfig, seed: int = 0):
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "rope_theta"}
-    hf_cfg = transformers.LlamaConfig(**fields,
-                                      rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+              if f.name not in ("rope_theta", "rope_scaling")}
+    rope = (cfg.rope_scaling or {"rope_type": "default"}) | {"rope_theta": cfg.rope_theta}
+    hf_cfg = transformers.LlamaConfig(**fields, rope_parameters=rope,
                                       attention_bias=False, mlp_bias=False, attn_implementation="eager")
     torch.manual_seed(seed)
     model = transformers.LlamaForCausalLM(hf_cfg).eval()
@@ -93,9 +94,66 @@ def test_rope_is_a_rotation_that_depends_on_distance_only():
     assert c1[0, 0].item() == pytest.approx(torch.cos(torch.tensor(1.0)).item())
 
 
+# Llama 3.2's shape, shrunk: tied head, a head_dim that is not width / heads (as in Llama 3.2 3B),
+# theta 500,000 and Llama 3's rope scaling. original_max_position_embeddings is scaled down from 8192 so
+# that within 40 positions some pairs keep their frequency (i = 0, 1), one is blended (2), the rest slowed.
+LLAMA32 = SMALL.with_(hidden_size=64, num_attention_heads=4, num_key_value_heads=2, head_dim=32,
+                      max_position_embeddings=128, rope_theta=500000.0, tie_word_embeddings=True,
+                      rope_scaling={"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+                                    "high_freq_factor": 4.0, "original_max_position_embeddings": 64})
+
+
+def test_a_llama_3_2_shaped_model_equals_transformers():
+    """Llama 3.1 / 3.2 checkpoints load by name; their rope scaling and head_dim must be computed too,
+    or the logits are wrong without an error."""
+    reference = hf_model(LLAMA32, seed=4)
+    ours = Llama(LLAMA32).eval()
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    assert ours.model.layers[0].self_attn.q_proj.weight.shape == (4 * 32, 64)
+    idx = torch.randint(0, LLAMA32.vocab_size, (2, 40), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = reference(idx).logits
+        unscaled = Llama(LLAMA32.with_(rope_scaling=None)).eval()
+        unscaled.load_state_dict(reference.state_dict())
+        assert (unscaled(idx) - expected).abs().max().item() > 1e-3     # the scaling matters here
+        assert (ours(idx) - expected).abs().max().item() < 1e-4
+    expected_ids = reference.generate(idx[:1, :6], max_new_tokens=10, do_sample=False,
+                                      attention_mask=torch.ones(1, 6, dtype=torch.long), pad_token_id=0)
+    assert torch.equal(generate(ours, idx[:1, :6], 10), expected_ids)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(num_attention_heads=0), "num_attention_heads must be a whole number >= 1, got 0"),
+    (dict(num_key_value_heads=0), "num_key_value_heads must be a whole number >= 1, got 0"),
+    (dict(num_hidden_layers=0), "num_hidden_layers must be a whole number >= 1, got 0"),
+    (dict(hidden_size=64.0), "hidden_size must be a whole number >= 1, got 64.0"),
+    (dict(head_dim=7), "head size must be even, got 7"),
+    (dict(rope_theta=0.0), "rope_theta must be a positive number"),
+    (dict(rope_scaling={"rope_type": "yarn", "factor": 4.0}), "rope_type 'yarn' is not supported"),
+    (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}), "needs low_freq_factor, high_freq_factor"),
+    (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 1.0,
+                        "original_max_position_embeddings": 64}), "high_freq_factor must be larger"),
+])
+def test_bad_llama_configs_are_refused_by_name(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SMALL.with_(**changes)
+
+
+def test_head_dim_is_derived_again_when_the_width_changes():
+    assert SMALL.head_dim == 8 and SMALL.with_(hidden_size=128).head_dim == 16
+    assert LLAMA32.with_(hidden_size=96).head_dim == 32                 # set on its own: kept
+
+
 def test_like_gpt_and_bad_configs():
     cfg = LlamaConfig.like_gpt(GPTConfig(n_embd=768, n_layer=12, n_head=12))
     assert (cfg.hidden_size, cfg.intermediate_size, cfg.num_key_value_heads) == (768, 2048, 3)
+    gpt = GPTConfig(n_embd=768, n_layer=12, n_head=12)
+    assert LlamaConfig.like_gpt(gpt, num_key_value_heads=6).num_key_value_heads == 6
+    # a number asked for is used as it is, or refused: not quietly lowered to 4, nor 0 taken as the default
+    with pytest.raises(ValueError, match="not a multiple of num_key_value_heads=5"):
+        LlamaConfig.like_gpt(gpt, num_key_value_heads=5)
+    with pytest.raises(ValueError, match="num_key_value_heads must be a whole number >= 1, got 0"):
+        LlamaConfig.like_gpt(gpt, num_key_value_heads=0)
     with pytest.raises(ValueError, match="not a multiple of num_key_value_heads"):
         LlamaConfig(num_attention_heads=12, num_key_value_heads=5)
     with pytest.raises(ValueError, match="not divisible"):

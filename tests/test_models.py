@@ -72,7 +72,7 @@ def test_a_profile_with_gpt2_weights_caches_nothing(cache_dir):
 
 
 def test_instruction_tuned_model_is_cached_and_refused_when_stale(cache_dir, monkeypatch, capsys):
-    """Notebook 11 starts from notebook 07's fine-tuned model: the cache gives the same weights as
+    """Notebook 12 starts from notebook 08's fine-tuned model: the cache gives the same weights as
     fine-tuning again, and a cache made with another learning rate is not reused."""
     some = pt.load_instructions()[:120]                                 # the real file, cut to keep it quick
     monkeypatch.setattr(pt, "load_instructions", lambda: some)
@@ -86,3 +86,56 @@ def test_instruction_tuned_model_is_cached_and_refused_when_stale(cache_dir, mon
     redone = pt.instruction_tuned(other)
     assert "fine-tuned with other settings" in capsys.readouterr().out
     assert not same_weights(redone, tuned)
+
+
+def damage_metadata(path, **changes):
+    """Rewrite some of a safetensors file's metadata strings, keeping its tensors (and their checksum)."""
+    import json
+
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header["__metadata__"].update(changes)
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n:])
+
+
+@pytest.fixture
+def quick_pretrain(monkeypatch):
+    """`pretrain` stood in for by a fresh model of its own seed: these tests are about the cache."""
+    def fake(p, log=print, progress=True):
+        torch.manual_seed(7)
+        return pt.GPT(p.model).eval(), None
+    monkeypatch.setattr(pt, "pretrain", fake)
+    return lambda: fake(SMALL)[0]
+
+
+@pytest.mark.parametrize("changes, why", [
+    ({"step": "x"}, "invalid literal for int"),
+    ({"extra": "X{"}, "Expecting value"),
+    ({"extra": "[1, 2]"}, "'extra' is not a JSON object"),
+    ({"config": '{"n_head": 0}'}, "n_head must be a whole number"),
+])
+def test_damaged_cache_metadata_is_rebuilt_with_a_note(cache_dir, quick_pretrain, capsys, changes, why):
+    path = cache_dir / "unit-test-pretrained.safetensors"
+    torch.manual_seed(0)
+    pt.cache_pretrained(SMALL, pt.GPT(SMALL.model))          # a cache made with the right recipe...
+    damage_metadata(path, **changes)                           # ...then damaged, its tensors intact
+    model = pt.pretrained(SMALL)
+    out = capsys.readouterr().out
+    assert "ignoring the cached model unit-test-pretrained.safetensors (damaged:" in out and why in out
+    assert out.count("\n") == 1
+    assert same_weights(model, quick_pretrain())              # made again, not half-loaded
+    assert same_weights(pt.pretrained(SMALL), model)         # and cached again, readable
+
+
+def test_a_folder_where_the_cache_belongs_is_left_alone(cache_dir, quick_pretrain, capsys):
+    folder = cache_dir / "unit-test-pretrained.safetensors"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    model = pt.pretrained(SMALL)
+    out = capsys.readouterr().out
+    assert "ignoring the cached model unit-test-pretrained.safetensors (damaged:" in out
+    assert "is not a file" in out and "could not cache the model at" in out
+    assert same_weights(model, quick_pretrain())
+    assert (folder / "notes.txt").read_text() == "mine"

@@ -32,7 +32,7 @@ def test_every_profile_has_one_window_of_every_text_it_uses():
     for p in PROFILES.values():
         assert p.window <= p.model.context_length
         train_text, val_text = split_text(read_text(p.pretrain_text), p.train_ratio)
-        verdict_val = split_text(read_text("the-verdict.txt"), 0.9)[1]   # notebook 05's held-out text
+        verdict_val = split_text(read_text("the-verdict.txt"), 0.9)[1]   # notebook 06's held-out text
         for text in (train_text, val_text):
             assert len(enc.encode(text)) >= p.window + 1, p.name
         assert len(enc.encode(verdict_val)) >= min(p.window, HELD_OUT_WINDOW) + 1, p.name

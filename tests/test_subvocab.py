@@ -33,3 +33,15 @@ def test_tokens_outside_it_are_refused_by_name():
         SubVocabulary([])
     with pytest.raises(ValueError, match="integer"):
         SubVocabulary([1.0, 2.0])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: SubVocabulary([-5, 3]), r"GPT-2 token ids must lie in 0..50256, got -5..3"),
+    (lambda: SubVocabulary([60000]), r"GPT-2 token ids must lie in 0..50256, got 60000..60000"),
+    (lambda: SubVocabulary([True, False]), "integer"),
+    (lambda: SubVocabulary([5, 11]).decode([1.7]), "decode needs integer token ids, got torch.float32"),
+    (lambda: SubVocabulary([5, 11]).encode([5.0]), "encode needs integer token ids"),
+])
+def test_ids_that_are_no_gpt2_ids_are_refused_not_coerced(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

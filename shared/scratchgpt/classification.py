@@ -1,6 +1,6 @@
 """Classification fine-tuning: turn a pretrained GPT into a spam classifier.
 
-Built in notebook 06 (`stage3_finetuning/06_classification_finetuning.ipynb`). The recipe: replace the
+Built in notebook 07 (`stage3_finetuning/07_classification_finetuning.ipynb`). The recipe: replace the
 output head (one score per vocabulary token) by a head with one score per class, feed the message,
 and read the scores at the message's **last token**, the only position whose causal attention has
 seen the whole message.

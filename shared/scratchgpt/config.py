@@ -10,6 +10,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 
+def check_sizes(cfg, *names: str) -> None:
+    """A clear error for a size field of a model configuration that is not a whole number >= 1: zero
+    heads or layers would otherwise end in a ZeroDivisionError or an IndexError far from the cause,
+    and a float width in a cryptic error from `nn.Linear`. Shared by `GPTConfig` and `LlamaConfig`."""
+    for name in names:
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(cfg).__name__}: {name} must be a whole number >= 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class GPTConfig:
     vocab_size: int = 50257      # GPT-2's BPE vocabulary
@@ -22,6 +32,9 @@ class GPTConfig:
     tie_weights: bool = True     # GPT-2 reuses the token embedding as the output head
 
     def __post_init__(self):
+        check_sizes(self, "vocab_size", "context_length", "n_embd", "n_layer", "n_head")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
 

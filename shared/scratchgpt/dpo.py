@@ -1,6 +1,6 @@
 """Preference tuning with Direct Preference Optimization (DPO, Rafailov et al. 2023).
 
-Built in notebook 11 (`stage4_beyond/11_preference_tuning_dpo.ipynb`). Each example is a prompt with
+Built in notebook 12 (`stage4_beyond/12_preference_tuning_dpo.ipynb`). Each example is a prompt with
 a `chosen` and a `rejected` response. DPO needs no reward model and no sampling: it raises the
 policy's log-probability of the chosen response relative to a frozen reference model (the starting
 point), and lowers that of the rejected one, through one logistic loss:
@@ -15,6 +15,7 @@ policy may move from the reference.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -69,7 +70,24 @@ class PreferenceDataset(Dataset):
 def pad_responses(sequences: list[list[int]], prompt_lengths: list[int], max_length: int | None = None,
                   pad_id: int = EOT_ID, device="cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inputs, targets (inputs shifted by one) and a mask that is 1 on the response's targets only
-    (not on the prompt, not on padding): (B, T) each. `max_length` truncates (the context length)."""
+    (not on the prompt, not on padding): (B, T) each. `max_length` truncates (the context length).
+
+    An example whose response would be cut away entirely (a prompt of `max_length` tokens or more) is
+    refused: its mask would be all zeros, so it would count as log-probability 0 and loss ln 2, and
+    teach nothing while weight decay still moved the weights."""
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
+                                   or max_length < 1):
+        raise ValueError(f"max_length must be a positive number of tokens, got {max_length!r}")
+    if not sequences or len(sequences) != len(prompt_lengths):
+        raise ValueError(f"pad_responses needs one prompt length per sequence, got {len(sequences)} "
+                         f"sequences and {len(prompt_lengths)} prompt lengths")
+    for row, (ids, prompt_len) in enumerate(zip(sequences, prompt_lengths)):
+        if not 0 < prompt_len < len(ids):
+            raise ValueError(f"example {row}: the prompt length {prompt_len} leaves no response in its "
+                             f"{len(ids)} tokens")
+        if max_length is not None and prompt_len > max_length:
+            raise ValueError(f"example {row}: its prompt has {prompt_len} tokens, so no response token fits "
+                             f"within max_length={max_length}; shorten the prompt or drop the example")
     longest = max(len(s) for s in sequences) - 1
     if max_length is not None:
         longest = min(longest, max_length)
@@ -113,8 +131,13 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, referen
              reference_rejected: torch.Tensor,
              beta: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean DPO loss over a batch of log-probabilities (B,), and the chosen and rejected rewards (B,)."""
-    if beta <= 0:
+    if not (isinstance(beta, (int, float)) and 0 < beta < math.inf):
         raise ValueError(f"beta must be positive, got {beta}")
+    shapes = [tuple(t.shape) for t in (policy_chosen, policy_rejected, reference_chosen, reference_rejected)]
+    if len(set(shapes)) != 1 or len(shapes[0]) != 1:
+        # (2, 1) against (2,) would broadcast into a (2, 2) loss: a wrong number, not an error
+        raise ValueError("dpo_loss needs four log-probability tensors of one shape (B,) (policy chosen, "
+                         f"policy rejected, reference chosen, reference rejected), got {shapes}")
     chosen_rewards = beta * (policy_chosen - reference_chosen)
     rejected_rewards = beta * (policy_rejected - reference_rejected)
     loss = -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
@@ -137,6 +160,8 @@ def batch_loss(policy, reference, batch: dict, beta: float) -> tuple[torch.Tenso
 def evaluate_preferences(policy, reference, loader, beta: float,
                          num_batches: int | None = None) -> dict[str, float]:
     """Mean statistics of `batch_loss` over a loader (in order), weighted by batch size."""
+    if num_batches is not None and num_batches < 1:
+        raise ValueError(f"num_batches must be 1 or more (or None: all), got {num_batches}")
     was_training = policy.training
     policy.eval()
     totals, n = {}, 0
@@ -149,6 +174,8 @@ def evaluate_preferences(policy, reference, loader, beta: float,
             totals[k] = totals.get(k, 0.0) + v * size
         n += size
     policy.train(was_training)
+    if n == 0:
+        raise ValueError("the preference loader is empty: there is nothing to evaluate")
     return {k: v / n for k, v in totals.items()}
 
 
@@ -163,9 +190,29 @@ class DPOHistory:
 def train_dpo(policy, reference, train_loader, val_loader, epochs: int, lr: float, beta: float = 0.1,
               eval_every: int = 10, eval_batches: int | None = None, weight_decay: float = 0.01,
               grad_clip: float | None = 1.0, log=print, progress: bool = True) -> DPOHistory:
-    """AdamW on the DPO loss; evaluates on `val_loader` before training and every `eval_every` steps."""
+    """AdamW on the DPO loss; evaluates on `val_loader` before training and every `eval_every` steps.
+
+    Everything is checked before the reference is frozen, so a refused call leaves both models as they
+    were."""
     if len(train_loader) == 0:
         raise ValueError("the preference loader is empty: there is nothing to train on")
+    if len(val_loader) == 0:
+        raise ValueError("the validation loader is empty: DPO evaluates on it before training and after")
+    counts = [("epochs", epochs, 0), ("eval_every", eval_every, 1)] + \
+        ([("eval_batches", eval_batches, 1)] if eval_batches is not None else [])
+    for name, value, least in counts:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a whole number >= {least}, got {value!r}")
+    if not (isinstance(lr, (int, float)) and 0 < lr < math.inf):
+        raise ValueError(f"lr must be a positive number, got {lr}")
+    if not (isinstance(beta, (int, float)) and 0 < beta < math.inf):
+        raise ValueError(f"beta must be positive, got {beta}")
+    reference_ids = {id(p) for p in reference.parameters()}
+    if policy is reference or any(id(p) in reference_ids for p in policy.parameters()):
+        raise ValueError("the policy and the reference share their weights: the reference must be a frozen "
+                         "copy (e.g. copy.deepcopy(policy), or the same model loaded twice)")
+    if not any(p.requires_grad for p in policy.parameters()):
+        raise ValueError("the policy has no trainable parameters (all have requires_grad=False)")
     reference.eval()
     for p in reference.parameters():
         p.requires_grad_(False)

@@ -94,7 +94,7 @@ def multiple_choice_accuracy(model, items: list[MCItem], tokenizer=None) -> dict
             "chance": sum(1 / len(i.choices) for i in items) / len(items), "items": len(items)}
 
 
-# Windows for held-out loss on the curriculum's short texts (notebook 05): The Verdict's held-out
+# Windows for held-out loss on the curriculum's short texts (notebook 06): The Verdict's held-out
 # end is 534 tokens, shorter than GPT-2's context of 1024; every profile evaluates at most this many.
 HELD_OUT_WINDOW = 256
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 
 import torch
 
@@ -40,21 +41,42 @@ def logits_finite(logits: torch.Tensor) -> bool:
     return bool(torch.isfinite(logits.sum(dtype=torch.float64)))
 
 
-def check_request(idx: torch.Tensor, max_new_tokens: int, temperature: float,
-                  vocab_size: int | None = None) -> None:
+def check_request(idx: torch.Tensor, max_new_tokens: int, temperature: float, vocab_size: int | None = None,
+                  top_k: int | None = None, top_p: float | None = None,
+                  eos_id: int | None = None) -> None:
     """Refuse a generation request that cannot give a sensible answer, naming what is wrong: a prompt
-    that is not (batch, tokens) with at least one token, ids outside the vocabulary, a negative length,
-    a temperature that is negative or not a number."""
-    if idx.dim() != 2 or idx.size(1) == 0:
-        raise ValueError(f"the prompt must be a (batch, tokens) tensor with at least one token, got shape "
-                         f"{tuple(idx.shape)}")
+    that is not (batch, tokens) integer ids with at least one token, ids outside the vocabulary (-1
+    would wrap to the last embedding row), a length that is not a whole number >= 0, a temperature
+    that is negative or not a number (a negative one would pick the least likely token), a top-k below
+    1 or a top-p outside (0, 1]. Checked before the first step, also where greedy decoding would never
+    use top-k or top-p: a bad setting is a mistake either way. `generate` and the fast decoder share it."""
+    if not torch.is_tensor(idx) or idx.dim() != 2 or idx.size(1) == 0:
+        raise ValueError("the prompt must be a (batch, tokens) tensor with at least one token, got "
+                         + (f"shape {tuple(idx.shape)}" if torch.is_tensor(idx) else type(idx).__name__))
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise ValueError(f"the prompt must hold integer token ids, got {idx.dtype}")
     if vocab_size is not None and (idx.min() < 0 or idx.max() >= vocab_size):
         raise ValueError(f"token ids must lie in [0, {vocab_size}); "
                          f"got min {idx.min().item()}, max {idx.max().item()}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+    if not _is_number(temperature) or not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-    if max_new_tokens < 0:
+    if not _is_whole(max_new_tokens) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
+    if top_k is not None and (not _is_whole(top_k) or top_k < 1):
+        raise ValueError(f"top_k must be at least 1 (or None), got {top_k}")
+    if top_p is not None and (not _is_number(top_p) or not 0.0 < top_p <= 1.0):
+        raise ValueError(f"top_p must be in (0, 1] (or None), got {top_p}")
+    if eos_id is not None and (not _is_whole(eos_id) or eos_id < 0
+                               or vocab_size is not None and eos_id >= vocab_size):
+        raise ValueError(f"eos_id must be a token id in [0, {vocab_size}) (or None), got {eos_id}")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)     # numpy's floats too
+
+
+def _is_whole(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def next_token(logits: torch.Tensor, temperature: float = 0.0, top_k: int | None = None,
@@ -107,7 +129,8 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     `use_cache=True` keeps a key/value cache (if the model offers one): the prompt is encoded once,
     then each step feeds only the newest token. Both paths give the same tokens.
     """
-    check_request(idx, max_new_tokens, temperature, getattr(model.config, "vocab_size", None))
+    check_request(idx, max_new_tokens, temperature, getattr(model.config, "vocab_size", None), top_k, top_p,
+                  eos_id)
     was_training = model.training
     model.eval()
     cached = use_cache and hasattr(model, "new_cache")

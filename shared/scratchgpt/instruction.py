@@ -1,6 +1,6 @@
 """Instruction fine-tuning: data format, batching, response extraction, and evaluation metrics.
 
-Built in notebook 07 (`stage3_finetuning/07_instruction_finetuning.ipynb`). Each example is an
+Built in notebook 08 (`stage3_finetuning/08_instruction_finetuning.ipynb`). Each example is an
 instruction, an optional input and the desired output, written out in the Alpaca prompt format; the
 model is trained to continue the prompt with the output, by ordinary next-token prediction.
 """
@@ -259,7 +259,7 @@ def respond(model, entry: dict, max_new_tokens: int = 48, tokenizer=None) -> str
     return extract_response(tokenizer.decode(out[0, ids.size(1):].tolist()))
 
 
-# ---- the fine-tuning recipe of notebook 07 (its cached result: scratchgpt.course.instruction_tuned) ----
+# ---- the fine-tuning recipe of notebook 08 (its cached result: scratchgpt.course.instruction_tuned) ----
 SPLIT_SEED = 123
 WARMUP_STEPS = 10
 

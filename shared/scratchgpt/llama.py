@@ -1,9 +1,11 @@
 """A modern decoder: GPT with Llama's four changes (RMSNorm, RoPE, SwiGLU, grouped-query attention).
 
-Built piece by piece in notebook 10 (`stage4_beyond/10_modern_decoder.ipynb`). The configuration's
+Built piece by piece in notebook 11 (`stage4_beyond/11_modern_decoder.ipynb`). The configuration's
 fields and the parameter names are those of Hugging Face's `LlamaConfig` / `LlamaForCausalLM`
-(`model.layers.0.self_attn.q_proj.weight`, ...), so a Llama checkpoint's `state_dict` loads by name;
-`tests/test_llama.py` checks the logits against `transformers` within 1e-4.
+(`model.layers.0.self_attn.q_proj.weight`, ...), so a Llama checkpoint's `state_dict` loads by name.
+`tests/test_llama.py` checks the logits against `transformers` within 1e-4, for the plain rotation and
+for a Llama-3.2-shaped configuration (Llama 3's `rope_scaling`, a `head_dim` set on its own); a
+`rope_scaling` of another kind (linear, dynamic, yarn, ...) is refused rather than computed wrongly.
 
 What changes against GPT-2 (`model.py`), and why:
 - RMSNorm instead of LayerNorm: scale only, no mean subtraction and no shift (cheaper, as good).
@@ -17,14 +19,15 @@ What changes against GPT-2 (`model.py`), and why:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .attention import KVCache, LayerCache
-from .config import GPTConfig
+from .config import GPTConfig, check_sizes
 
 
 @dataclass(frozen=True)
@@ -39,37 +42,59 @@ class LlamaConfig:
     rope_theta: float = 10000.0         # base of the rotation frequencies
     rms_norm_eps: float = 1e-5
     tie_word_embeddings: bool = False
+    # width of one head; None: hidden_size / num_attention_heads. Llama 3.2 3B, for one, sets it itself
+    head_dim: int | None = None
+    # None, or Hugging Face's `rope_scaling` of a Llama 3.1 / 3.2 checkpoint: {"rope_type": "llama3",
+    # "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"} (see
+    # `rope_frequencies`). Not hashed: a dict is not hashable.
+    rope_scaling: dict | None = field(default=None, hash=False)
 
     def __post_init__(self):
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
-                             f"num_attention_heads={self.num_attention_heads}")
+        check_sizes(self, "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                    "num_attention_heads", "num_key_value_heads", "max_position_embeddings")
+        if self.head_dim is None:
+            if self.hidden_size % self.num_attention_heads:
+                raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
+                                 f"num_attention_heads={self.num_attention_heads}; "
+                                 "or give head_dim explicitly")
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        check_sizes(self, "head_dim")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads={self.num_attention_heads} is not a multiple of "
                              f"num_key_value_heads={self.num_key_value_heads}: "
                              "each key/value head must serve a whole group of query heads")
-        if (self.hidden_size // self.num_attention_heads) % 2:
-            raise ValueError("RoPE rotates pairs of dimensions: the head size must be even")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+        if self.head_dim % 2:
+            raise ValueError(f"RoPE rotates pairs of dimensions: the head size must be even, "
+                             f"got {self.head_dim}")
+        for name in ("rope_theta", "rms_norm_eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"LlamaConfig: {name} must be a positive number, got {value!r}")
+        check_rope_scaling(self.rope_scaling)
 
     @property
     def context_length(self) -> int:  # the name the rest of the package (generate, ...) uses
         return self.max_position_embeddings
 
     def with_(self, **changes) -> LlamaConfig:
+        """A copy with some fields changed. A head_dim that was derived from the width and the heads is
+        derived again from the new ones (dataclasses.replace would keep the old number)."""
+        if "head_dim" not in changes and self.head_dim * self.num_attention_heads == self.hidden_size:
+            changes["head_dim"] = None
         return replace(self, **changes)
 
     @classmethod
     def like_gpt(cls, cfg: GPTConfig, num_key_value_heads: int | None = None, **changes) -> LlamaConfig:
         """The modern counterpart of a GPT configuration at equal width, depth and heads: SwiGLU's inner
         width 8/3·d (rounded up to a multiple of 8) so the feed-forward has GPT-2's parameter count,
-        and by default a quarter as many key/value heads (at least 1)."""
-        kv = num_key_value_heads or max(1, cfg.n_head // 4)
-        while cfg.n_head % kv:
-            kv -= 1
+        and by default a quarter as many key/value heads (at least 1; the largest divisor of the heads
+        up to that). A `num_key_value_heads` given is used as it is, and refused if it does not divide
+        the heads."""
+        kv = num_key_value_heads
+        if kv is None:
+            kv = max(1, cfg.n_head // 4)
+            while cfg.n_head % kv:
+                kv -= 1
         inner = -(-8 * cfg.n_embd // 3 // 8) * 8
         return cls(vocab_size=cfg.vocab_size, hidden_size=cfg.n_embd, intermediate_size=inner,
                    num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head, num_key_value_heads=kv,
@@ -90,14 +115,65 @@ class RMSNorm(nn.Module):
         return self.weight * x32.to(x.dtype)
 
 
-def rope_angles(head_dim: int, positions: torch.Tensor,
-                theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+ROPE_SCALING_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def check_rope_scaling(scaling: dict | None) -> None:
+    """A clear error for a `rope_scaling` this module does not compute: anything but None, rope_type
+    "default" or a complete rope_type "llama3" (Llama 3.1 / 3.2). A checkpoint with another kind (linear,
+    dynamic, yarn, ...) would load by name and give wrong logits without a word."""
+    if scaling is None:
+        return
+    if not isinstance(scaling, dict):
+        raise ValueError(f"rope_scaling must be None or a dict, got {type(scaling).__name__}")
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if kind == "default":
+        return
+    if kind != "llama3":
+        raise ValueError(f"rope_scaling of rope_type {kind!r} is not supported: only 'llama3' "
+                         "(Llama 3.1 / 3.2) and 'default'")
+    missing = [k for k in ROPE_SCALING_KEYS if k not in scaling]
+    if missing:
+        raise ValueError(f"rope_scaling 'llama3' needs {', '.join(missing)}")
+    bad = [k for k in ROPE_SCALING_KEYS if isinstance(scaling[k], bool)
+           or not isinstance(scaling[k], (int, float)) or not 0 < scaling[k] < math.inf]
+    if bad:
+        raise ValueError(f"rope_scaling 'llama3': {', '.join(bad)} must be positive numbers")
+    if scaling["high_freq_factor"] <= scaling["low_freq_factor"]:
+        raise ValueError("rope_scaling 'llama3': high_freq_factor must be larger than low_freq_factor, got "
+                         f"{scaling['high_freq_factor']} and {scaling['low_freq_factor']}")
+
+
+def rope_frequencies(head_dim: int, theta: float = 10000.0, scaling: dict | None = None,
+                     device=None) -> torch.Tensor:
+    """The rotation frequency of each dimension pair, (head_dim/2,): pair i turns at theta^(-2i/head_dim).
+
+    With Llama 3's scaling (rope_type "llama3", Meta's `apply_scaling`): a pair whose wavelength
+    2π/frequency is shorter than original_max_position_embeddings / high_freq_factor keeps its
+    frequency; one longer than original_max_position_embeddings / low_freq_factor is slowed by
+    `factor`, so that it does not wrap around within the longer context; the ones between blend the
+    two smoothly."""
+    freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    if scaling is None or scaling.get("rope_type", scaling.get("type")) == "default":
+        return freq
+    check_rope_scaling(scaling)
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_context = scaling["original_max_position_embeddings"]
+    wavelength = 2 * math.pi / freq
+    smooth = (old_context / wavelength - low) / (high - low)              # 0 at the long end, 1 at the short
+    blended = (1 - smooth) * freq / factor + smooth * freq
+    return torch.where(wavelength < old_context / high, freq,
+                       torch.where(wavelength > old_context / low, freq / factor, blended))
+
+
+def rope_angles(head_dim: int, positions: torch.Tensor, theta: float = 10000.0,
+                scaling: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of the rotation angles, (T, head_dim) each, for the given positions.
 
-    Dimension pair i turns at frequency theta^(-2i/head_dim): fast for the first pairs, slow for the
-    last. Pair i is (x[i], x[i + head_dim/2]), Hugging Face's layout (not adjacent dimensions)."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device)
-                               / head_dim)
+    Dimension pair i turns at frequency theta^(-2i/head_dim) (`rope_frequencies`, which also applies
+    Llama 3's `scaling`): fast for the first pairs, slow for the last. Pair i is
+    (x[i], x[i + head_dim/2]), Hugging Face's layout (not adjacent dimensions)."""
+    inv_freq = rope_frequencies(head_dim, theta, scaling, positions.device)
     angles = positions.float()[:, None] * inv_freq[None, :]            # (T, head_dim/2)
     angles = torch.cat([angles, angles], dim=-1)                       # (T, head_dim)
     return angles.cos(), angles.sin()
@@ -123,7 +199,7 @@ class LlamaAttention(nn.Module):
         self.o_proj = nn.Linear(self.n_head * self.head_dim, cfg.hidden_size, bias=False)
 
     def forward(self, x, cos, sin, kv_cache: LayerCache | None = None) -> torch.Tensor:
-        B, T, C = x.shape
+        B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)   # (B, n_head, T, hd)
         k = self.k_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)     # (B, n_kv, T, hd)
         v = self.v_proj(x).view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
@@ -138,7 +214,7 @@ class LlamaAttention(nn.Module):
         else:  # new tokens at the end of the cached ones: token i may see keys up to Tk - Tq + i
             allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim))
 
 
 class LlamaMLP(nn.Module):
@@ -214,7 +290,8 @@ class Llama(nn.Module):
         """The final-normed vectors the output head reads, (B, T, C): `forward` without the head."""
         start = 0 if kv_cache is None else kv_cache.length
         positions = torch.arange(start, start + idx.size(1), device=idx.device)
-        cos, sin = rope_angles(self.config.head_dim, positions, self.config.rope_theta)
+        cfg = self.config
+        cos, sin = rope_angles(cfg.head_dim, positions, cfg.rope_theta, cfg.rope_scaling)
         x = self.model.embed_tokens(idx)                                           # (B, T, C)
         for i, layer in enumerate(self.model.layers):
             x = layer(x, cos, sin, None if kv_cache is None else kv_cache.layers[i])

@@ -1,6 +1,6 @@
 """LoRA: low-rank adaptation, fine-tuning a small update instead of every weight.
 
-Built in notebook 08 (`stage3_finetuning/08_lora.ipynb`). A frozen weight matrix W (out x in) is
+Built in notebook 09 (`stage3_finetuning/09_lora.ipynb`). A frozen weight matrix W (out x in) is
 adapted by a product of two thin matrices, W + (alpha / rank) * (A B)^T with A (in x rank) and
 B (rank x out): rank * (in + out) trainable numbers instead of in * out. B starts at zero, so a freshly
 wrapped model computes exactly what the base model did; training moves only A and B. After training,

@@ -13,24 +13,37 @@ from __future__ import annotations
 
 import torch
 
+GPT2_VOCAB_SIZE = 50257
+
+
+def integer_ids(ids, what: str) -> torch.Tensor:
+    """`ids` as a long tensor, refusing floats and booleans: `.long()` would turn 1.7 into id 1."""
+    ids = torch.as_tensor(ids)
+    # an empty list becomes a float tensor: nothing to coerce there
+    if ids.numel() and (ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool):
+        raise ValueError(f"{what} needs integer token ids, got {ids.dtype} of shape {tuple(ids.shape)}")
+    return ids.long()
+
 
 class SubVocabulary:
     """The sorted distinct GPT-2 ids of `token_ids`; `encode` maps GPT-2 ids to their ranks, `decode`
     maps ranks back."""
 
-    def __init__(self, token_ids):
-        ids = torch.as_tensor(token_ids)
-        if ids.numel() == 0 or ids.is_floating_point() or ids.dtype == torch.bool:
-            raise ValueError("a sub-vocabulary needs a non-empty sequence of integer token ids, "
-                             f"got {ids.dtype} of shape {tuple(ids.shape)}")
-        self.gpt2_ids = torch.unique(ids.long())   # sorted, so a GPT-2 id's new id is its rank
+    def __init__(self, token_ids, vocab_size: int = GPT2_VOCAB_SIZE):
+        if torch.as_tensor(token_ids).numel() == 0:
+            raise ValueError("a sub-vocabulary needs a non-empty sequence of integer token ids")
+        ids = integer_ids(token_ids, "a sub-vocabulary")
+        if ids.min() < 0 or ids.max() >= vocab_size:
+            raise ValueError(f"GPT-2 token ids must lie in 0..{vocab_size - 1}, "
+                             f"got {ids.min().item()}..{ids.max().item()}")
+        self.gpt2_ids = torch.unique(ids)   # sorted, so a GPT-2 id's new id is its rank
 
     def __len__(self) -> int:
         return len(self.gpt2_ids)
 
     def encode(self, token_ids) -> torch.Tensor:
         """New ids (ranks) of GPT-2 ids, any shape; a GPT-2 id outside the sub-vocabulary is an error."""
-        ids = torch.as_tensor(token_ids).long()
+        ids = integer_ids(token_ids, "encode")
         ranks = torch.searchsorted(self.gpt2_ids, ids).clamp(max=len(self) - 1)
         missing = self.gpt2_ids[ranks] != ids
         if missing.any():
@@ -41,7 +54,7 @@ class SubVocabulary:
 
     def decode(self, new_ids) -> torch.Tensor:
         """GPT-2 ids of new ids, any shape (for `ids_to_text`)."""
-        new_ids = torch.as_tensor(new_ids).long()
+        new_ids = integer_ids(new_ids, "decode")
         if new_ids.numel() and (new_ids.min() < 0 or new_ids.max() >= len(self)):
             raise ValueError(f"ids must lie in 0..{len(self) - 1} for this sub-vocabulary, "
                              f"got {new_ids.min().item()}..{new_ids.max().item()}")

@@ -2,7 +2,8 @@
 
 tiktoken normally downloads GPT-2's `vocab.bpe` and `encoder.json` on first use. Here both come from
 the data fetcher (checksummed, mirror or cache first), and are placed where tiktoken looks for its
-cache, so that a plain `tiktoken.get_encoding("gpt2")` works offline too.
+cache, so that a plain `tiktoken.get_encoding("gpt2")` works offline too. tiktoken is told each file's
+sha256 wherever it reads one, so a damaged copy in its cache is replaced, never used.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import tiktoken
 
-from .data import copy_verified, fetch
+from .data import copy_verified, fetch, load_manifest
 
 EOT = "<|endoftext|>"
 EOT_ID = 50256
@@ -50,7 +51,13 @@ def gpt2_tokenizer() -> tiktoken.Encoding:
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str
 
-    ranks = data_gym_to_mergeable_bpe_ranks(str(fetch("vocab.bpe")), str(fetch("encoder.json")))
+    # tiktoken keeps its own copy of any file it reads, keyed by the path alone: without the expected
+    # sha256, a truncated or edited copy there would be read instead of our verified file (a bare
+    # JSONDecodeError or AssertionError). With it, tiktoken drops a copy that does not match and rereads.
+    manifest = load_manifest()
+    ranks = data_gym_to_mergeable_bpe_ranks(str(fetch("vocab.bpe")), str(fetch("encoder.json")),
+                                            vocab_bpe_hash=manifest["vocab.bpe"]["sha256"],
+                                            encoder_json_hash=manifest["encoder.json"]["sha256"])
     if tiktoken_cache_dir() is not None:
         install_tiktoken_cache()
     return tiktoken.Encoding(

@@ -18,13 +18,16 @@ def main(argv: list[str] | None = None) -> None:
     check = sub.add_parser("check-questions", help="validate notebooks/questions.json")
     check.add_argument("path", nargs="?", default=QUESTIONS_FILE)
     args = parser.parse_args(argv)
-    if args.command == "student-edition":
-        release = build_student_edition(args.out, args.notebooks or None)
-        for path in sorted(release.glob("*/*.ipynb")):
-            print(path.relative_to(release.parent))
-    else:
-        counts = {name: len(items) for name, items in load_questions(args.path).items()}
-        print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    try:
+        if args.command == "student-edition":
+            release = build_student_edition(args.out, args.notebooks or None)
+            for path in sorted(release.glob("*/*.ipynb")):
+                print(path.relative_to(release.parent))
+        else:
+            counts = {name: len(items) for name, items in load_questions(args.path).items()}
+            print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    except (OSError, ValueError, RuntimeError) as err:   # a sentence, not a traceback; nothing was changed
+        parser.exit(2, f"{parser.prog} {args.command}: error: {err}\n")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 The questions of every notebook live in one data file, `notebooks/questions.json`; a notebook shows
 its own with `quiz("01_text_data")`, each answer folded in a `<details>` block the learner opens.
 
-Exercises end every notebook from 01 to 08. Their solution cells follow nbgrader's format (code between
+Exercises end every notebook from 01 to 09. Their solution cells follow nbgrader's format (code between
 `### BEGIN SOLUTION` and `### END SOLUTION`, cell metadata marking solution and graded cells), so
 `python -m scratchgpt.course student-edition OUT` (`course/__main__.py`) builds the student edition
 with nbgrader (`pip install -e .[course]`): the same notebooks with every solution replaced by a stub.
@@ -16,8 +16,10 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
+from ..data import sha256_of
 from ..paths import REPO_ROOT
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -28,32 +30,98 @@ class QuestionError(ValueError):
     """The questions file breaks a rule; the message names the notebook and the question."""
 
 
+# The rules, one function each, so that a rule is added by writing one more and listing it. A rule
+# returns what is wrong (a sentence), or None. Question rules run in order (later ones may rely on the
+# shape the earlier ones checked); set rules see one notebook's list of questions.
+QUESTION_KEYS = ("question", "choices", "answer", "why")
+
+
+def _keys(q) -> str | None:
+    if not isinstance(q, dict):
+        return f"must be an object with keys {', '.join(QUESTION_KEYS)}; got a {type(q).__name__}"
+    if set(q) != set(QUESTION_KEYS):
+        return f"keys must be {', '.join(QUESTION_KEYS)}; got {sorted(q)}"
+    return None
+
+
+def _texts(q) -> str | None:
+    if not all(isinstance(q[k], str) and q[k].strip() for k in ("question", "why")):
+        return "every text must be a non-empty string (question, why)"
+    return None
+
+
+def _choices(q) -> str | None:
+    choices = q["choices"]
+    # a string is a sequence too: "ab" would be shown as two choices, "a" and "b"
+    if not isinstance(choices, list):
+        return f"choices must be a list of texts, got {type(choices).__name__}"
+    if not all(isinstance(c, str) and c.strip() for c in choices):
+        return "every text must be a non-empty string (each choice)"
+    if len(choices) < 2 or len(set(choices)) != len(choices):
+        return "needs at least two different choices"
+    return None
+
+
+def _answer(q) -> str | None:
+    answer, n = q["answer"], len(q["choices"])
+    if not isinstance(answer, int) or isinstance(answer, bool) or not 0 <= answer < n:
+        return f"answer must be the index of one choice (0..{n - 1}), got {answer!r}"
+    return None
+
+
+QUESTION_RULES = [_keys, _texts, _choices, _answer]
+
+
+def _set_size(items) -> str | None:
+    if not isinstance(items, list) or not 5 <= len(items) <= 10:
+        return f"needs 5 to 10 questions, has {len(items) if isinstance(items, list) else repr(items)}"
+    return None
+
+
+SET_RULES = [_set_size]
+
+
+def check_question(q, where: str) -> None:
+    """One question against every rule of QUESTION_RULES; `where` names it in the error."""
+    for rule in QUESTION_RULES:
+        problem = rule(q)
+        if problem:
+            raise QuestionError(f"{where}: {problem}")
+
+
 def check_questions(questions: dict) -> None:
     """Every notebook's set holds 5 to 10 questions; each has a text, at least two distinct choices and
-    exactly one correct answer (the index of a choice) with a reason."""
+    exactly one correct answer (the index of a choice) with a reason; no question is asked twice."""
     if not isinstance(questions, dict) or not questions:
         raise QuestionError("the questions file must map notebook names to lists of questions")
+    asked: dict[str, str] = {}                          # a question's text -> where it was first asked
     for name, items in questions.items():
-        if not isinstance(items, list) or not 5 <= len(items) <= 10:
-            raise QuestionError(f"{name}: needs 5 to 10 questions, "
-                                f"has {len(items) if isinstance(items, list) else items!r}")
+        for rule in SET_RULES:
+            problem = rule(items)
+            if problem:
+                raise QuestionError(f"{name}: {problem}")
         for i, q in enumerate(items, 1):
             where = f"{name}, question {i}"
-            if set(q) != {"question", "choices", "answer", "why"}:
-                raise QuestionError(f"{where}: keys must be question, choices, answer, why; got {sorted(q)}")
-            texts = [q["question"], q["why"], *q["choices"]]
-            if not all(isinstance(t, str) and t.strip() for t in texts):
-                raise QuestionError(f"{where}: every text must be a non-empty string")
-            if len(q["choices"]) < 2 or len(set(q["choices"])) != len(q["choices"]):
-                raise QuestionError(f"{where}: needs at least two different choices")
-            if not isinstance(q["answer"], int) or isinstance(q["answer"], bool) \
-                    or not 0 <= q["answer"] < len(q["choices"]):
-                raise QuestionError(f"{where}: answer must be the index of one choice "
-                                    f"(0..{len(q['choices']) - 1})")
+            check_question(q, where)
+            text = " ".join(q["question"].split()).lower()
+            if text in asked:
+                raise QuestionError(f"{where}: the same question as {asked[text]}")
+            asked[text] = where
+
+
+def _refuse_duplicate_keys(pairs: list[tuple]) -> dict:
+    """json.loads keeps the last of two equal keys: a second set for one notebook would silently replace
+    the first. Called for every object in the file."""
+    keys = [k for k, _ in pairs]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise QuestionError(f"the questions file has the key {', '.join(map(repr, repeated))} twice in one "
+                            "object: merge the two")
+    return dict(pairs)
 
 
 def load_questions(path: str | Path = QUESTIONS_FILE) -> dict[str, list[dict]]:
-    questions = json.loads(Path(path).read_text(encoding="utf-8"))
+    questions = json.loads(Path(path).read_text(encoding="utf-8"), object_pairs_hook=_refuse_duplicate_keys)
     check_questions(questions)
     return questions
 
@@ -65,10 +133,16 @@ def _inline(text: str) -> str:
 
 
 def quiz_html(name: str, questions: dict | None = None) -> str:
-    """The notebook's questions as HTML: choices lettered A, B, ...; each answer folded in <details>."""
-    questions = questions or load_questions()
+    """The notebook's questions as HTML: choices lettered A, B, ...; each answer folded in <details>.
+    Questions given here are checked as the file's are, one by one (an answer of -1 would otherwise mark
+    the last choice correct)."""
+    questions = load_questions() if questions is None else questions
     if name not in questions:
         raise KeyError(f"no questions for {name!r}; the file has {sorted(questions)}")
+    if not isinstance(questions[name], list):
+        raise QuestionError(f"{name}: must be a list of questions, got {type(questions[name]).__name__}")
+    for i, q in enumerate(questions[name], 1):
+        check_question(q, f"{name}, question {i}")
     out = ["<ol>"]
     for q in questions[name]:
         letters = [chr(ord("A") + i) for i in range(len(q["choices"]))]
@@ -115,7 +189,59 @@ def _nbgrader(course: Path, command: str, *args, **kwargs) -> None:
     with open(course / "nbgrader.log", "a", encoding="utf-8") as log:
         log.write(result.get("log", "") + result.get("error", ""))
     if not result["success"]:
-        raise RuntimeError(f"nbgrader {command} {' '.join(args)} failed:\n{result.get('error', '')}")
+        # nbgrader's error is its own traceback: its last lines say what went wrong
+        last = [line for line in result.get("error", "").splitlines() if line.strip()][-3:]
+        raise RuntimeError(f"nbgrader {command} {' '.join(args)} failed: " + " / ".join(last))
+
+
+# The student edition's folder holds this file: the list of files the build made, with their sha256. A
+# later build replaces the folder only while it holds exactly those files, unchanged (not an
+# instructor's nbgrader course, not submissions or grades added since).
+MARKER = ".scratchgpt-student-edition.json"
+
+
+def _files_of(folder: Path) -> dict[str, str]:
+    """sha256 of every file under `folder` but the marker, by path relative to it."""
+    return {path.relative_to(folder).as_posix(): sha256_of(path)
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.name != MARKER}
+
+
+def _holds_only_its_own_output(folder: Path) -> bool:
+    try:
+        made = json.loads((folder / MARKER).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return made == _files_of(folder)
+
+
+def _check_exercise_notebook(path: Path) -> None:
+    """A clear error for a path that is not a notebook with exercises, before anything is built."""
+    if not path.exists():
+        raise FileNotFoundError(f"no notebook {path}")
+    if not path.is_file() or path.suffix != ".ipynb":
+        raise ValueError(f"{path} is not a notebook (.ipynb file)")
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a readable notebook ({err})") from err
+    if not any(isinstance(c, dict) and c.get("metadata", {}).get("nbgrader", {}).get("solution")
+               for c in cells):
+        raise ValueError(f"{path.name} has no exercises (no nbgrader solution cells): "
+                         "there is nothing to make a student edition of")
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder whose files this command did not make, or one under notebooks/."""
+    resolved = out.resolve()
+    if resolved == NOTEBOOKS.resolve() or NOTEBOOKS.resolve() in resolved.parents:
+        raise ValueError(f"{out} is inside {NOTEBOOKS}: pytest runs every notebook there, and the student "
+                         "edition's stubs raise NotImplementedError. Build it outside notebooks/")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file, not a folder: choose a new folder for the student edition")
+    if out.is_dir() and any(out.iterdir()) and not _holds_only_its_own_output(out):
+        raise FileExistsError(f"{out} is not empty and is not a student edition built by this command "
+                              f"(or files were added or changed since: {MARKER} lists its own). Nothing "
+                              "was changed; choose a new folder")
 
 
 def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = None) -> Path:
@@ -124,29 +250,70 @@ def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = 
     Each notebook becomes one nbgrader assignment named after it: `out/source/<name>/<name>.ipynb` is
     the instructor's version (with solutions), `out/release/<name>/<name>.ipynb` the student's. The
     notebooks find the data and the package through the installed package, so the student versions
-    run from anywhere. Refuses to write into a non-empty folder that is not such a course folder.
+    run from anywhere.
+
+    It never overwrites what it did not make: `out` must be new, empty, or this command's own earlier
+    output, unchanged (`MARKER`), and not under notebooks/. The edition is built in a temporary folder
+    beside `out` and renamed into place when complete, so a failure leaves `out` as it was.
     """
     try:
         import nbgrader  # noqa: F401
     except ImportError as err:
         raise RuntimeError("the student edition needs nbgrader: pip install -e .[course]") from err
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (out / "nbgrader_config.py").exists():
-        raise FileExistsError(f"{out} is not empty and is not a course folder built by this command")
     paths = [Path(p) for p in notebooks] if notebooks else exercise_notebooks()
-    out.mkdir(parents=True, exist_ok=True)
-    # marks the folder as a course (for nbgrader's command line too, e.g. `nbgrader autograde` run in it)
-    (out / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "scratchgpt"\n',
-                                            encoding="utf-8")
     for path in paths:
-        if not path.exists():
-            raise FileNotFoundError(f"no notebook {path}")
-        source = out / "source" / path.stem
-        source.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, source / path.name)
-        _nbgrader(out, "generate_assignment", path.stem)
-        _unfold_stubs(out / "release" / path.stem / path.name)
+        _check_exercise_notebook(path)
+    names = [p.stem for p in paths]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"two notebooks have the same name, {twice}: each becomes an assignment of its name")
+    _check_out(out)
+
+    made_parents = [p for p in reversed(out.absolute().parents) if not p.exists()]
+    build = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        build = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
+        # marks the folder as a course (for nbgrader's command line too, e.g. `nbgrader autograde` run in it)
+        (build / "nbgrader_config.py").write_text(
+            'c = get_config()\nc.CourseDirectory.course_id = "scratchgpt"\n', encoding="utf-8")
+        for path in paths:
+            source = build / "source" / path.stem
+            source.mkdir(parents=True)
+            shutil.copy2(path, source / path.name)
+            _nbgrader(build, "generate_assignment", path.stem)
+            _unfold_stubs(build / "release" / path.stem / path.name)
+        marker = {"made_by": "python -m scratchgpt.course student-edition", "files": _files_of(build)}
+        (build / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+        _move_into_place(build, out)
+    except OSError as err:
+        raise OSError(err.errno, f"cannot build the student edition at {out}: "
+                                 f"{err.strerror or err}; nothing was changed") from err
+    finally:
+        if build is not None and build.exists():
+            shutil.rmtree(build, ignore_errors=True)
+        for parent in reversed(made_parents):          # folders made for a build that failed
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
     return out / "release"
+
+
+def _move_into_place(build: Path, out: Path) -> None:
+    """Rename the finished `build` to `out`; an earlier edition there (checked to be this command's own)
+    is moved aside first and deleted only once the new one is in place."""
+    if not out.exists():
+        build.rename(out)
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+    old.rmdir()
+    out.rename(old)
+    try:
+        build.rename(out)
+    except OSError:
+        old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # The exercises' introduction tells the reader of the instructor's notebooks where the folded solutions

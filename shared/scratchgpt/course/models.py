@@ -4,15 +4,16 @@
 - Otherwise the model is the one notebook 04 pretrains: `pretrain(profile)` trains it on the
   profile's text, deterministically, and the result is cached in `data/<profile>-pretrained.safetensors`.
   A missing cache is rebuilt by training again the same way, so any notebook runs on its own.
-- `instruction_tuned(profile)`: notebook 07's instruction-tuned model (the start of notebook 11),
+- `instruction_tuned(profile)`: notebook 08's instruction-tuned model (the start of notebook 12),
   cached the same way in `data/<profile>-instruct.safetensors`.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from ..checkpoint import load_cached, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..data import read_text
 from ..dataset import create_dataloader, split_text
 from ..gpt2_weights import gpt2_model
@@ -92,16 +93,63 @@ def cache_pretrained(p: Profile, model: GPT):
     return save_checkpoint(cache_path(p), model, extra={"recipe": _recipe(p)})
 
 
+def _cache_metadata(path: Path) -> dict:
+    """The metadata header of a cached model, checked before any weight is read: the step a whole
+    number and `extra` a JSON object (a damaged header would otherwise fail after the weights were
+    loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path.name} is not a file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except SafetensorError as err:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file: {err}") from err
+    int(meta.get("step", "0"))
+    extra = json.loads(meta.get("extra", "{}"))
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path.name}'s metadata 'extra' is not a JSON object")
+    return extra
+
+
+def _load_cache(path: Path, model, recipe: str, made: str, again: str) -> bool:
+    """Load the cached model at `path` into `model` if it was made with `recipe`. False, with a one-line
+    note, when it is missing, damaged in any way (weights or metadata) or made otherwise: the caller
+    then makes it again, in a fresh model (this one may hold some of the cache's weights)."""
+    if not path.exists():
+        return False
+    try:
+        if _cache_metadata(path).get("recipe") != recipe:
+            print(f"the cached {path.name} was {made} with other settings; {again}")
+            return False
+        load_checkpoint(path, model)
+        return True
+    except (CheckpointError, OSError, ValueError, TypeError) as err:   # JSONDecodeError is a ValueError
+        print(f"ignoring the cached model {path.name} (damaged: {err}); {again}")
+        return False
+
+
+def _save_cache(path: Path, model, recipe: str):
+    """Cache `model` at `path`; where that is impossible (the path is a folder, the disk read-only), say
+    so in one line and go on with the model uncached. Returns the path, or None."""
+    try:
+        return save_checkpoint(path, model, extra={"recipe": recipe})
+    except OSError as err:
+        print(f"could not cache the model at {path} ({err.strerror or err}); it will be made again next time")
+        return None
+
+
 def pretrained(p: Profile | None = None) -> GPT:
     """The pretrained model of profile `p` (default: the active profile), in eval mode."""
     p = p or default_profile()
     if p.weights:
         return gpt2_model(p.weights, path=p.weights_file).to(p.torch_device())
     model = GPT(p.model).to(p.torch_device())
-    if load_cached(cache_path(p), model, _recipe(p), "trained", "training it again (about a minute)"):
+    if _load_cache(cache_path(p), model, _recipe(p), "trained", "training it again (about a minute)"):
         return model.eval()
     model, _ = pretrain(p, log=lambda *_: None)
-    cache_pretrained(p, model)
+    _save_cache(cache_path(p), model, _recipe(p))
     return model
 
 
@@ -118,19 +166,19 @@ def instruct_cache_path(p: Profile) -> Path:
 
 
 def cache_instruction_tuned(p: Profile, model: GPT) -> Path:
-    """Save notebook 07's fine-tuned model for later notebooks; returns the path."""
+    """Save notebook 08's fine-tuned model for later notebooks; returns the path."""
     return save_checkpoint(instruct_cache_path(p), model, extra={"recipe": _instruct_recipe(p)})
 
 
 def instruction_tuned(p: Profile | None = None) -> GPT:
-    """The profile's instruction-tuned model of notebook 07, in eval mode: loaded from its cache, or
+    """The profile's instruction-tuned model of notebook 08, in eval mode: loaded from its cache, or
     fine-tuned again the same way (deterministically) when the cache is missing or stale."""
     p = p or default_profile()
     model = pretrained(p)
-    if load_cached(instruct_cache_path(p), model, _instruct_recipe(p), "fine-tuned", "fine-tuning it again"):
+    if _load_cache(instruct_cache_path(p), model, _instruct_recipe(p), "fine-tuned", "fine-tuning it again"):
         return model.eval()
     model = pretrained(p)
     train_data, _, val_data = split_instructions(load_instructions(), seed=SPLIT_SEED)
     finetune_instructions(model, p, *instruction_loaders(p, train_data, val_data), log=lambda *_: None)
-    cache_instruction_tuned(p, model)
+    _save_cache(instruct_cache_path(p), model, _instruct_recipe(p))
     return model.eval()

@@ -53,7 +53,7 @@ class Profile:
     batch_size: int = 8
     epochs: int = 10                      # pretraining epochs over the text
     memorise_epochs: int = 40             # notebook 04's memorisation run: passes over the whole text
-    shakespeare_steps: int = 1200         # notebook 04's model of Tiny Shakespeare: optimizer steps...
+    shakespeare_steps: int = 1200         # notebook 05's model of Tiny Shakespeare: optimizer steps...
     # ...of this many windows (1,200 x 2 x 128 tokens: one pass in the tiny profile)
     shakespeare_batch_size: int = 2
     learning_rate: float = 4e-4
@@ -66,7 +66,7 @@ class Profile:
     classify_batch_size: int = 8
     classify_trainable: str = "last_block"  # which parameters fine-tune: "all", "last_block" or "head"
     classify_lr: float = 5e-5
-    # LoRA adapters (notebook 08) like a larger rate than full fine-tuning
+    # LoRA adapters (notebook 09) like a larger rate than full fine-tuning
     lora_lr: float = 2e-4
     instruct_epochs: int = 2              # instruction fine-tuning (stage 3)
     instruct_batch_size: int = 8
@@ -171,6 +171,14 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+_chosen: str | None = None      # the name the last `profile()` call chose
+
+
+def active_profile_name() -> str:
+    """The profile the notebook chose (its last `profile()` call), else the one the environment names."""
+    return _chosen or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+
+
 def profile(name: str | None = None, *, check_device: bool = True) -> Profile:
     """The profile called `name`, else the one `SCRATCHGPT_PROFILE` names, else `tiny`.
 
@@ -186,6 +194,8 @@ def profile(name: str | None = None, *, check_device: bool = True) -> Profile:
             f"valid profiles: {', '.join(PROFILES)}"
         )
     p = PROFILES[name]
+    global _chosen
+    _chosen = name
     if check_device and p.device == "cuda":
         import torch
 

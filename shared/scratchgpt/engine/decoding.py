@@ -205,7 +205,7 @@ class Decoder:
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """`generation.generate` on this decoder: (B, T) -> (B, T + new), the same arguments, checks and
         sampling (`generation.decode`)."""
-        check_request(idx, max_new_tokens, temperature, self.config.vocab_size)
+        check_request(idx, max_new_tokens, temperature, self.config.vocab_size, top_k, top_p, eos_id)
 
         def step(visible: torch.Tensor, fresh: bool) -> torch.Tensor:
             if fresh:

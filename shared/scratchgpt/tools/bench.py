@@ -20,15 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from ..attention import MultiHeadAttention
 from ..config import GPT2_SIZES, GPTConfig, count_parameters, flops_per_token
 from ..course.profiles import profile
+from ..data import atomic_write_bytes
 from ..engine import keep_freed_memory, training_loss
 from ..engine.decoding import Decoder, bandwidth_share
 from ..engine.precision import CLEAR_WIN, matmul_rate
@@ -400,29 +405,70 @@ def format_table(r: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m scratchgpt.bench",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smallest sizes (a smoke test)")
-    parser.add_argument("--gpt2-steps", type=int, default=2,
-                        help="timed training steps of the GPT-2 124M shape per precision "
-                             "(fp32 and bf16 alternate, two a round)")
-    parser.add_argument("--gpt2-context", type=int, default=256)
-    parser.add_argument("--gpt2-batch", type=int, default=2)
-    parser.add_argument("--gen-tokens", type=int, default=200, help="new tokens in the generation test")
-    parser.add_argument("--decode-rounds", type=int, default=3,
-                        help="timed generations per decoder (the best counts)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smallest sizes (a smoke test); sets the sizes below itself")
+    # the sizes default to None, so that a size given with --quick is seen (and refused, not ignored)
+    sizes = {"--gpt2-steps": (2, "timed training steps of the GPT-2 124M shape per precision "
+                                 "(fp32 and bf16 alternate, two a round)"),
+             "--gpt2-context": (256, "context of the GPT-2 124M training steps"),
+             "--gpt2-batch": (2, "batch of the GPT-2 124M training steps"),
+             "--gen-tokens": (200, "new tokens in the generation test"),
+             "--decode-rounds": (3, "timed generations per decoder (the best counts)")}
+    for flag, (default, text) in sizes.items():
+        parser.add_argument(flag, type=int, default=None, help=f"{text} (default {default})")
     parser.add_argument("--compile", action="store_true",
                         help="also time torch.compile'd training (compiling takes minutes on a CPU)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    for flag, value in [("--gpt2-steps", args.gpt2_steps), ("--decode-rounds", args.decode_rounds)]:
-        if value < 1:
+    given = [flag for flag in sizes if getattr(args, flag[2:].replace("-", "_")) is not None]
+    if args.quick and given:
+        parser.error(f"--quick sets its own sizes: give {', '.join(given)} or --quick, not both")
+    for flag, (default, _) in sizes.items():
+        name = flag[2:].replace("-", "_")
+        value = getattr(args, name)
+        if value is None:
+            setattr(args, name, default)
+        elif value < 1:
             parser.error(f"{flag} must be 1 or more, got {value}")
+    if args.json:
+        problem = unwritable(args.json)
+        if problem:     # found now, not after minutes of measuring
+            parser.error(f"--json {args.json}: {problem}")
     keep_freed_memory()    # as the command-line trainer runs (see engine/allocator.py)
     results = run(args.quick, args.gpt2_steps, args.gen_tokens, args.gpt2_context, args.gpt2_batch,
                   args.compile, args.decode_rounds)
     print(format_table(results))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        save_results(results, args.json)
+
+
+def unwritable(path: str) -> str | None:
+    """Why a results file cannot be written at `path` (None if it can), tried by creating a scratch file
+    beside it: permissions alone do not tell (a read-only disk, root)."""
+    target = Path(path)
+    if target.is_dir():
+        return "is a folder"
+    if not target.parent.is_dir():
+        return f"there is no folder {target.parent}"
+    try:
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", suffix=".check"):
+            pass
+    except OSError as err:
+        return f"cannot write there ({err.strerror or err})"
+    return None
+
+
+def save_results(results: dict, path: str) -> None:
+    """Write the results as JSON to `path`; if that fails after all (the folder changed during the run),
+    to a temporary file whose name is printed, so that the run's figures are never lost."""
+    text = json.dumps(results, indent=1)
+    try:
+        atomic_write_bytes(Path(path), text.encode())
+    except OSError as err:
+        fd, kept = tempfile.mkstemp(prefix="bench-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        print(f"could not write {path} ({err.strerror or err}); the results are in {kept}", file=sys.stderr)
 
 
 if __name__ == "__main__":
