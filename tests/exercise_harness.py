@@ -11,7 +11,10 @@ exercise asks for.
     python tests/exercise_harness.py notebooks/stage1_data_and_attention/01_text_data.ipynb
 
 prints one line per answer: whether the answer cell ran, whether the check passed, the check's error,
-and the seconds taken.
+and the seconds taken; then a PROBLEM line for each thing that breaks the convention (`problems`): a
+solution that fails, a stub or wrong answer that passes, a wrong answer that fails in its own cell, a check
+that fails without an AssertionError with a message, an exercise with fewer than two wrong answers.
+tests/test_exercises.py runs the wrong answers of every notebook the same way, in one kernel.
 """
 
 from __future__ import annotations
@@ -104,22 +107,34 @@ class Kernel:
         self.manager.shutdown_kernel(now=True)
 
 
-def try_answers(path: Path, only: set[str] | None = None) -> list[Outcome]:
-    """Every answer to every exercise of the notebook at `path`: the wrong ones, the stub, the solution."""
+ANSWERS = ("wrong", "stub", "solution")
+
+
+def try_answers(path: Path, only: set[str] | None = None, answers: tuple[str, ...] = ANSWERS,
+                kernel: Kernel | None = None) -> list[Outcome]:
+    """Every answer to every exercise of the notebook at `path`: the wrong ones, the stub, the solution
+    (`answers` names which of the three kinds to try; `only`, which exercises by their solution's grade id).
+    A `kernel` given is used and left running (in the notebook's folder), so that one kernel can serve
+    several notebooks; otherwise one is started and closed."""
     path = Path(path)
     wrong = wrong_answers(path)
-    kernel = Kernel(path.parent)
+    own = kernel is None
+    kernel = Kernel(path.parent) if own else kernel
     outcomes = []
     try:
         kernel.run("import matplotlib\nmatplotlib.use('Agg')")      # no figure windows from a kernel
+        if not own:
+            kernel.run(f"import os as _os\n_os.chdir({str(path.parent)!r})\ndel _os")
         for solution, check in exercises(path):
             grade_id = solution["metadata"]["nbgrader"]["grade_id"]
             if only and grade_id not in only:
                 continue
             source, check_source = "".join(solution["source"]), "".join(check["source"])
-            answers = [(f"wrong {i}", a) for i, a in enumerate(wrong.get(grade_id, []), 1)]
-            answers += [("stub", STUB), ("solution", solution_of(source))]
-            for name, answer in answers:
+            tries = [(f"wrong {i}", a) for i, a in enumerate(wrong.get(grade_id, []), 1)] \
+                if "wrong" in answers else []
+            tries += [("stub", STUB)] if "stub" in answers else []
+            tries += [("solution", solution_of(source))] if "solution" in answers else []
+            for name, answer in tries:
                 start = time.perf_counter()
                 kernel.run("%reset -f")
                 answer_error, _ = kernel.run(with_answer(source, answer))
@@ -127,15 +142,48 @@ def try_answers(path: Path, only: set[str] | None = None) -> list[Outcome]:
                 seconds = time.perf_counter() - start
                 outcomes.append(Outcome(grade_id, name, answer_error, check_error, seconds))
     finally:
-        kernel.close()
+        if own:
+            kernel.close()
     return outcomes
+
+
+def problems(outcomes: list[Outcome], path: Path | None = None) -> list[str]:
+    """What breaks the convention in `outcomes`: a solution that fails, a stub or wrong answer that passes,
+    a wrong answer that fails in its own cell rather than in the check, a check that fails without an
+    AssertionError that says what is wrong; and, given the notebook's `path`, an exercise of it with fewer
+    than two different wrong answers listed."""
+    found = []
+    for o in outcomes:
+        where = f"{o.grade_id}, {o.answer}"
+        if o.answer == "solution":
+            if not o.passed:
+                found.append(f"{where}: fails: {(o.answer_error or o.check_error)}")
+        elif o.passed:
+            found.append(f"{where}: passes its check")
+        elif o.answer == "stub":
+            continue
+        elif o.answer_error:
+            found.append(f"{where}: the answer cell fails ({o.answer_error[0]}: {o.answer_error[1][:100]}); "
+                         "a wrong answer must run, and its check must catch it")
+        elif o.check_error[0] != "AssertionError" or not o.check_error[1].strip():
+            found.append(f"{where}: the check fails with {o.check_error[0]}: {o.check_error[1][:100]!r}, "
+                         "not an AssertionError with a message")
+    if path is not None:
+        wrong = wrong_answers(path)
+        ids = [solution["metadata"]["nbgrader"]["grade_id"] for solution, _ in exercises(path)]
+        found += [f"{grade_id}: {len(set(wrong.get(grade_id, [])))} wrong answers listed (at least 2 needed)"
+                  for grade_id in ids if len(set(wrong.get(grade_id, []))) < 2]
+    return found
 
 
 if __name__ == "__main__":
     for notebook in sys.argv[1:]:
         print(notebook)
-        for o in try_answers(Path(notebook)):
+        outcomes = try_answers(Path(notebook))
+        for o in outcomes:
             verdict = "PASSES" if o.passed else "fails"
             why = o.answer_error and f"answer cell: {o.answer_error[0]}: {o.answer_error[1][:100]}" \
                 or o.check_error and f"check: {o.check_error[0]}: {o.check_error[1][:100]}" or ""
             print(f"  {o.grade_id:<22} {o.answer:<9} {verdict:<7} {o.seconds:5.1f} s  {why}")
+        for problem in problems(outcomes, Path(notebook)):
+            print(f"  PROBLEM {problem}")

@@ -1,6 +1,8 @@
 """The chat engine (scratchgpt.chat): its streamed tokens are `generate`'s, its text is whole characters,
 it stops at <|endoftext|> or the length limit, and the conversation stays within the context."""
 
+import time
+
 import pytest
 import torch
 
@@ -35,7 +37,8 @@ def tok():
 
 class Scripted(torch.nn.Module):
     """A stand-in model that answers a fixed list of tokens, whatever the prompt: its logits put the
-    script's next token first. It counts its calls (no cache: one call per token)."""
+    script's next token first. It counts its calls (no cache: one call per token); a call past the end
+    of the script fails."""
 
     def __init__(self, script, context=128, vocab=50257):
         super().__init__()
@@ -48,6 +51,23 @@ class Scripted(torch.nn.Module):
         logits[:, -1, self.script[self.calls]] = 1.0
         self.calls += 1
         return logits
+
+
+class Slow(torch.nn.Module):
+    """`model`, `delay` seconds slower per call, so that an answer takes long enough to watch it come
+    (the web and browser tests use it). It counts its calls."""
+
+    def __init__(self, model, delay):
+        super().__init__()
+        self.inner, self.config, self.delay, self.calls = model, model.config, delay, 0
+
+    def new_cache(self):
+        return self.inner.new_cache()
+
+    def forward(self, idx, kv_cache=None, last_only=False):
+        self.calls += 1
+        time.sleep(self.delay)
+        return self.inner(idx, kv_cache, last_only)
 
 
 SETTINGS = [dict(temperature=0.0), dict(temperature=1.0), dict(temperature=0.8, top_k=5),

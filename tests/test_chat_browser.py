@@ -5,10 +5,10 @@ skipped here, and fails under CI."""
 
 import os
 import shutil
-import time
 
 import pytest
 import torch
+from test_chat import Slow
 
 from scratchgpt import GPTConfig, gpt2_tokenizer
 from scratchgpt.chat import ChatSession
@@ -29,21 +29,6 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-
-class Slow(torch.nn.Module):
-    """`model`, slowed down per token, so that the answer takes long enough to watch it arrive."""
-
-    def __init__(self, model, delay):
-        super().__init__()
-        self.inner, self.config, self.delay = model, model.config, delay
-
-    def new_cache(self):
-        return self.inner.new_cache()
-
-    def forward(self, idx, kv_cache=None, last_only=False):
-        time.sleep(self.delay)
-        return self.inner(idx, kv_cache, last_only)
 
 
 def browser() -> webdriver.Chrome:
@@ -124,6 +109,6 @@ def test_the_page_streams_the_answer_and_shows_the_engines_text():
             temperature.send_keys("5")
             box.send_keys("Hot?", Keys.ENTER)
             error = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".error"))
-            assert "temperature must be between 0 and 2.0" in error[0].text
+            assert "temperature must be at least 0 and at most 2.0" in error[0].text
         finally:
             driver.quit()

@@ -10,29 +10,17 @@ import time
 
 import pytest
 import torch
+from safetensors.torch import save_file
+from test_chat import Scripted
 
 from scratchgpt import EOT_ID, GPTConfig, gpt2_tokenizer
 from scratchgpt.chat import ChatSession
 from scratchgpt.checkpoint import save_checkpoint
+from scratchgpt.course.profiles import STANDIN_ENV
+from scratchgpt.gpt2_weights import CONV1D
 from scratchgpt.model import GPT
 from scratchgpt.tools import chat as chat_tool
 from scratchgpt.tools.chat import chat_loop, main
-
-
-class Scripted(torch.nn.Module):
-    """A stand-in model that answers the token ids of `script`, one after the other, whatever it is asked."""
-
-    def __init__(self, script):
-        super().__init__()
-        self.config = GPTConfig(context_length=128)
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-        self.script, self.calls = list(script), 0
-
-    def forward(self, idx):
-        logits = torch.zeros(idx.size(0), idx.size(1), self.config.vocab_size)
-        logits[:, -1, self.script[self.calls % len(self.script)]] = 1.0
-        self.calls += 1
-        return logits
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +70,7 @@ def test_bad_commands_are_explained_and_change_nothing(tok):
 
 
 def test_clear_forgets_and_a_too_long_message_is_explained(tok):
-    chat = ChatSession(Scripted(tok.encode(" ok") + [EOT_ID]), tok, max_new_tokens=32)
+    chat = ChatSession(Scripted(tok.encode(" ok") + [EOT_ID]), tok, temperature=0.0, max_new_tokens=32)
     out = run(chat, ["hello", "/clear", "word " * 200])
     assert "(the conversation is cleared)" in out and "(the message is too long" in out and chat.turns == []
 
@@ -135,16 +123,76 @@ def test_a_corrupt_checkpoint_is_refused_with_the_command_to_make_it_again(tmp_p
     path = save_checkpoint(tmp_path / "model.safetensors", GPT(TINY))
     path.write_bytes(path.read_bytes()[:-100])
     err = error_of(["--checkpoint", str(path)])
-    assert err.startswith(f"error: {path} cannot be loaded") and "make it again with" in err
+    assert err.startswith(f"error: {path} cannot be loaded")
+    assert "to make it again: python -m scratchgpt.pretrain" in err
 
 
-def test_a_missing_profile_model_names_the_notebook_and_a_command(tmp_path, monkeypatch):
+def test_a_missing_tiny_model_is_made_as_the_notebooks_make_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("scratchgpt.course.models.DATA_DIR", tmp_path)
+    made = []
+
+    def instruction_tuned(p):          # stands in for minutes of fine-tuning; records what was asked
+        made.append(p.name)
+        return GPT(TINY)
+
+    monkeypatch.setattr("scratchgpt.course.models.instruction_tuned", instruction_tuned)
+    model, description = chat_tool.load_model(chat_tool.parse_args(["--profile", "tiny"]))
+    assert made == ["tiny"] and isinstance(model, GPT) and description == "tiny profile, instruct model"
+    assert "no cached instruct model for the tiny profile yet: making it" in capsys.readouterr().err
+
+
+def test_a_damaged_profile_model_names_the_notebook_and_a_command(tmp_path, monkeypatch):
+    monkeypatch.setattr("scratchgpt.course.models.DATA_DIR", tmp_path)
+    (tmp_path / "tiny-instruct.safetensors").write_bytes(b"not a checkpoint")
+    (tmp_path / "tiny-pretrained.safetensors").write_bytes(b"not a checkpoint")
     err = error_of(["--profile", "tiny"])
     assert "tiny-instruct.safetensors" in err and "instruction fine-tuning notebook" in err
     assert "c.instruction_tuned(c.profile('tiny'))" in err
     err = error_of(["--profile", "tiny", "--model", "pretrained"])
     assert "tiny-pretrained.safetensors" in err and "c.pretrained(c.profile('tiny'))" in err
+
+
+def same_weights(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_a_pretrain_checkpoint_loads_with_its_own_shape(tmp_path):
+    torch.manual_seed(2)
+    model = GPT(TINY.with_(n_layer=3))
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.tensor([[1, 2, 3]])).sum().backward()
+    optimizer.step()
+    # as `python -m scratchgpt.pretrain` writes it: optimizer state, step and run settings beside the model
+    path = save_checkpoint(tmp_path / "checkpoint.safetensors", model, optimizer, step=1,
+                           extra={"run": {"profile": "tiny"}, "position": 4})
+    loaded, description = chat_tool.load_model(chat_tool.parse_args(["--checkpoint", str(path)]))
+    assert loaded.config.n_layer == 3 and same_weights(loaded, model) and not loaded.training
+    assert description == f"checkpoint {path}"
+
+
+def test_the_profiles_cached_model_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr("scratchgpt.course.models.DATA_DIR", tmp_path)
+    torch.manual_seed(3)
+    model = GPT(TINY)                # the file's own configuration shapes the model, as for the real cache
+    save_checkpoint(tmp_path / "tiny-instruct.safetensors", model, extra={"recipe": "any"})
+    loaded, description = chat_tool.load_model(chat_tool.parse_args(["--profile", "tiny"]))
+    assert same_weights(loaded, model) and description == "tiny profile, instruct model"
+
+
+def test_gpt2_weights_load_under_the_gpt2_profile(tmp_path, monkeypatch):
+    # a small file in GPT-2's own format (Conv1D weights transposed, no "transformer." prefix) stands in
+    # for OpenAI's weights, as the profile tests do
+    torch.manual_seed(4)
+    model = GPT(GPTConfig(context_length=64, n_embd=64, n_layer=2, n_head=1))
+    tensors = {k.removeprefix("transformer."): (v.t() if k.endswith(CONV1D) else v).contiguous()
+               for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    monkeypatch.setenv(STANDIN_ENV, str(tmp_path / "model.safetensors"))
+    loaded, description = chat_tool.load_model(chat_tool.parse_args(["--profile", "gpt2", "--model",
+                                                                     "pretrained"]))
+    assert same_weights(loaded, model) and description == "GPT-2 124M"
+    err = error_of(["--profile", "gpt2"])           # its instruction-tuned model was never made here
+    assert "gpt2-instruct.safetensors" in err and "c.instruction_tuned(c.profile('gpt2'))" in err
 
 
 def test_bad_flags_are_named(capsys):
@@ -205,10 +253,11 @@ def test_the_terminal_chat_streams_stops_on_ctrl_c_and_answers_as_the_engine(tmp
         at = term.read_until("you> ")
         assert "chatting with the checkpoint" in term.seen
         term.type("Tell me a long story.\n")
-        at = term.read_until("gpt> ", start=at)
+        began = term.read_until("gpt> ", start=at)
         time.sleep(0.3)
         term.type("\x03")                                        # Ctrl-C, as the keyboard sends it
-        at = term.read_until("[stopped]", start=at)
+        at = term.read_until(" [stopped]", start=began)
+        assert term.seen[began:at - len(" [stopped]")].strip()   # part of the answer showed before it
         at = term.read_until("you> ", start=at)
         term.type("/clear\n")
         at = term.read_until("you> ", start=at)

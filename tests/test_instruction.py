@@ -117,3 +117,27 @@ def test_metrics_on_hand_made_pairs():
     assert scores == {"exact_match": 0.5, "token_f1": 0.5, "content_f1": 0.5, "rouge_l": 0.5}
     with pytest.raises(ValueError):
         score_responses(["a"], [])
+
+
+def test_token_f1_and_rouge_l_agree_with_google_rouge_score():
+    """token F1 is ROUGE-1's F-measure and rouge_l is ROUGE-L's, as Google's `rouge-score` computes them
+    (an independent implementation), on the same normalised words: every instruction against its
+    reference output, and each reference against itself reversed and with a word dropped."""
+    rouge_scorer = pytest.importorskip("rouge_score.rouge_scorer")
+
+    class Words:                                           # rouge-score's tokenizer interface
+        def tokenize(self, text):
+            return normalize(text).split()
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], tokenizer=Words())
+    pairs = []
+    for e in load_instructions()[:300]:
+        words = e["output"].split()
+        pairs += [(e["instruction"] + " " + e["input"], e["output"]), (" ".join(words[::-1]), e["output"]),
+                  (" ".join(words[1:]), e["output"])]
+    pairs = [(p, r) for p, r in pairs if normalize(p) and normalize(r)]   # rouge-score gives 0 to empty text
+    assert len(pairs) > 800
+    for prediction, reference in pairs:
+        theirs = scorer.score(reference, prediction)      # rouge-score takes (target, prediction)
+        assert token_f1(prediction, reference) == pytest.approx(theirs["rouge1"].fmeasure, abs=1e-12)
+        assert rouge_l(prediction, reference) == pytest.approx(theirs["rougeL"].fmeasure, abs=1e-12)

@@ -37,3 +37,27 @@ def test_notebook_is_one_clean_run(path):
 def test_notebook_starts_with_a_parameters_cell(path):
     code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
     assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell must be tagged parameters"
+
+
+def figures(cells) -> int:
+    """Pictures stored in a notebook's outputs (each PNG a figure drawn by a cell)."""
+    return sum("image/png" in out.get("data", {}) for c in cells for out in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_notebook_is_a_lesson_of_readable_size_with_pictures_and_no_test_harness(path):
+    """At most 70 cells; at least 4 figures; nbval's directives as cell tags, not comments in the code;
+    no `PROFILE.name == ...` test in a cell (a check's range is chosen by profile inside `check`)."""
+    cells = json.loads(path.read_text())["cells"]
+    assert len(cells) <= 70, f"{len(cells)} cells: split the notebook"
+    assert figures(cells) >= 4, f"{figures(cells)} figures: at least 4 per notebook"
+    for i, c in enumerate(cells):
+        source = "".join(c["source"])
+        if c["cell_type"] == "code":
+            assert "NBVAL" not in source, f"cell {i}: an nbval directive belongs in the cell's tags"
+            assert not re.search(r"PROFILE\.name\s*[!=]=", source), f"cell {i} tests the profile's name"
+
+
+def test_the_curriculum_holds_at_least_60_figures():
+    total = sum(figures(json.loads(p.read_text())["cells"]) for p in NOTEBOOKS)
+    assert total >= 60, f"{total} figures in all"

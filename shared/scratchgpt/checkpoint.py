@@ -149,19 +149,3 @@ def load_checkpoint(path: str | Path, model, optimizer=None, strict: bool = True
     if "config" in meta:
         meta["config"] = GPTConfig(**json.loads(meta["config"]))
     return meta
-
-
-def load_cached(path: Path, model, recipe: str, made: str = "trained",
-                again: str = "training it again") -> bool:
-    """Load a cached model saved with `extra={"recipe": recipe}` into `model`. False when there is none,
-    or it is damaged, or it was made with another recipe (said in one line): then make it again (the
-    model may hold the stale weights; build a fresh one)."""
-    if not path.exists():
-        return False
-    try:
-        if load_checkpoint(path, model)["extra"].get("recipe") == recipe:
-            return True
-        print(f"the cached {path.name} was {made} with other settings; {again}")
-    except CheckpointError as err:
-        print(f"ignoring the cached model ({err}); {again}")
-    return False

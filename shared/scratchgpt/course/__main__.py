@@ -1,4 +1,5 @@
-"""`python -m scratchgpt.course`: build the student edition of the exercises, or check the question bank."""
+"""`python -m scratchgpt.course`: build the student edition of the exercises, check the question bank,
+or bring the Korean notebooks up to date with the English ones."""
 
 from __future__ import annotations
 
@@ -17,12 +18,21 @@ def main(argv: list[str] | None = None) -> None:
     build.add_argument("notebooks", nargs="*", help="notebooks to include (default: all with exercises)")
     check = sub.add_parser("check-questions", help="validate notebooks/questions.json")
     check.add_argument("path", nargs="?", default=QUESTIONS_FILE)
+    sub.add_parser("sync-korean", help="copy code and outputs into notebooks/ko/ and list the markdown "
+                   "cells to translate")
     args = parser.parse_args(argv)
     try:
         if args.command == "student-edition":
             release = build_student_edition(args.out, args.notebooks or None)
             for path in sorted(release.glob("*/*.ipynb")):
                 print(path.relative_to(release.parent))
+        elif args.command == "sync-korean":
+            from .translation import sync_all
+
+            pending = sync_all()
+            for item in pending:
+                print(item)
+            print(f"{len(pending)} markdown cells to translate" if pending else "every cell is translated")
         else:
             counts = {name: len(items) for name, items in load_questions(args.path).items()}
             print(", ".join(f"{name}: {n}" for name, n in counts.items()))

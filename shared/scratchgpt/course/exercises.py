@@ -80,6 +80,49 @@ def _set_size(items) -> str | None:
 
 SET_RULES = [_set_size]
 
+# Across the bank the correct answer must not be guessable from where it stands or from its length: no
+# position (A, B, ...) holds more than MAX_POSITION_SHARE of the correct answers, and the correct choice
+# is the longest one in at most MAX_LONGEST_SHARE of the questions.
+MAX_POSITION_SHARE = 0.35
+MAX_LONGEST_SHARE = 0.40
+
+
+def _named(places: list[tuple[str, int]]) -> str:
+    """[("01_text_data", 1), ("01_text_data", 4), ("02_attention", 2)] -> "01_text_data questions 1, 4;
+    02_attention question 2"."""
+    by_notebook: dict[str, list[str]] = {}
+    for name, i in places:
+        by_notebook.setdefault(name, []).append(str(i))
+    return "; ".join(f"{name} question{'s' if len(ns) > 1 else ''} {', '.join(ns)}"
+                     for name, ns in by_notebook.items())
+
+
+def check_balance(questions: dict) -> None:
+    """No answer position holds more than MAX_POSITION_SHARE of the bank's correct answers, and the correct
+    choice is longer than every other choice in at most MAX_LONGEST_SHARE of its questions. The message
+    names the questions to change. Expects questions that passed the question rules."""
+    places = [(name, i, q) for name, items in questions.items() for i, q in enumerate(items, 1)]
+    if not places:
+        return
+    total = len(places)
+    at: dict[int, list[tuple[str, int]]] = {}
+    for name, i, q in places:
+        at.setdefault(q["answer"], []).append((name, i))
+    for position, where in sorted(at.items()):
+        if len(where) / total > MAX_POSITION_SHARE:
+            raise QuestionError(
+                f"position {chr(ord('A') + position)} holds {len(where) / total:.0%} of the correct answers "
+                f"({len(where)} of {total}, more than {MAX_POSITION_SHARE:.0%}): move some of them: "
+                f"{_named(where)}")
+    longest = [(name, i) for name, i, q in places
+               if all(len(q["choices"][q["answer"]]) > len(c)
+                      for k, c in enumerate(q["choices"]) if k != q["answer"])]
+    if len(longest) / total > MAX_LONGEST_SHARE:
+        raise QuestionError(
+            f"the correct choice is the longest in {len(longest) / total:.0%} of the questions ({len(longest)} "
+            f"of {total}, more than {MAX_LONGEST_SHARE:.0%}): give some wrong choices as much to say: "
+            f"{_named(longest)}")
+
 
 def check_question(q, where: str) -> None:
     """One question against every rule of QUESTION_RULES; `where` names it in the error."""
@@ -91,7 +134,8 @@ def check_question(q, where: str) -> None:
 
 def check_questions(questions: dict) -> None:
     """Every notebook's set holds 5 to 10 questions; each has a text, at least two distinct choices and
-    exactly one correct answer (the index of a choice) with a reason; no question is asked twice."""
+    exactly one correct answer (the index of a choice) with a reason; no question is asked twice; and
+    across the bank the answers are balanced (`check_balance`)."""
     if not isinstance(questions, dict) or not questions:
         raise QuestionError("the questions file must map notebook names to lists of questions")
     asked: dict[str, str] = {}                          # a question's text -> where it was first asked
@@ -107,6 +151,7 @@ def check_questions(questions: dict) -> None:
             if text in asked:
                 raise QuestionError(f"{where}: the same question as {asked[text]}")
             asked[text] = where
+    check_balance(questions)
 
 
 def _refuse_duplicate_keys(pairs: list[tuple]) -> dict:
@@ -275,6 +320,9 @@ def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = 
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         build = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
+        umask = os.umask(0)
+        os.umask(umask)
+        build.chmod(0o777 & ~umask)      # mkdtemp makes it private: give it a normal folder's mode
         # marks the folder as a course (for nbgrader's command line too, e.g. `nbgrader autograde` run in it)
         (build / "nbgrader_config.py").write_text(
             'c = get_config()\nc.CourseDirectory.course_id = "scratchgpt"\n', encoding="utf-8")

@@ -3,7 +3,8 @@
 - A profile with GPT-2 weights loads them (fetched and checksummed through the data manifest).
 - Otherwise the model is the one notebook 04 pretrains: `pretrain(profile)` trains it on the
   profile's text, deterministically, and the result is cached in `data/<profile>-pretrained.safetensors`.
-  A missing cache is rebuilt by training again the same way, so any notebook runs on its own.
+  A missing, stale or damaged cache (weights or metadata) is rebuilt by training again the same way,
+  with a one-line note, so any notebook runs on its own.
 - `instruction_tuned(profile)`: notebook 08's instruction-tuned model (the start of notebook 12),
   cached the same way in `data/<profile>-instruct.safetensors`.
 """

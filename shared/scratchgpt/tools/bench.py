@@ -3,6 +3,9 @@
     python -m scratchgpt.bench [--quick] [--json bench.json] [--gpt2-steps 2] [--gen-tokens 200]
                                [--decode-rounds 3] [--compile]
 
+`--quick` sets every size itself, so it is refused together with a size flag; a `--json` path that cannot
+be written is refused before the run, not after it.
+
 Prints one table: the measured limits (fp32 and bf16 matmul rates, the practical ceilings, and the
 memory read bandwidth), training tokens per second and model FLOPs utilisation (MFU) for the tiny
 profile's model and a GPT-2 124M-shaped model, teaching vs fused attention, and generation with and

@@ -9,8 +9,9 @@ The model answers in the Alpaca prompt format of the instruction fine-tuning not
 token (`scratchgpt.chat`). A model made by `python -m scratchgpt.pretrain` or saved from a notebook with
 `save_checkpoint` (a DPO-tuned one, say) loads with `--checkpoint`; the course caches no DPO-tuned model.
 In the terminal, type a message and watch the answer come; Ctrl-C stops an answer, not the chat;
-`/help` lists the commands (`/clear`, `/temp 0.7`, ...). A missing or damaged model is an `error: ...`
-line that gives the command that makes it.
+`/help` lists the commands (`/clear`, `/temp 0.7`, ...). On a fresh clone the tiny profile's model is
+made first, as the notebooks make it (a few minutes); any other missing or damaged model is an
+`error: ...` line that gives the command that makes it.
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def load_checkpoint_model(path: Path, fallback: GPTConfig, device, make: str) ->
         load_checkpoint(path, model)
     except (CheckpointError, TypeError, ValueError) as err:
         if not path.exists():
-            raise ModelError(f"no model file {path}; make it with: {make}") from None
-        raise ModelError(f"{path} cannot be loaded: {err}; make it again with: {make}") from None
+            raise ModelError(f"no model file {path}; to make it: {make}") from None
+        raise ModelError(f"{path} cannot be loaded: {err}; to make it again: {make}") from None
     return model.to(device).eval()
 
 
@@ -80,9 +81,17 @@ def load_model(args) -> tuple[GPT, str]:
     maker = "instruction_tuned" if args.model == "instruct" else "pretrained"
     path = instruct_cache_path(p) if args.model == "instruct" else cache_path(p)
     what = "instruction fine-tuning notebook" if args.model == "instruct" else "pretraining notebook"
-    make = (f"run the {what} under this profile, or: python -c \"import scratchgpt.course as c; "
+    description = f"{p.name} profile, {args.model} model"
+    if not path.exists() and not p.weights and p.device == "cpu":
+        # a fresh clone: a CPU profile's model takes minutes to make, so make it as the notebooks do
+        from ..course import models
+
+        print(f"no cached {args.model} model for the {p.name} profile yet: making it as the {what} does "
+              "(a few minutes; it is cached for next time)", file=sys.stderr)
+        return getattr(models, maker)(p).to(device).eval(), description
+    make = (f"run the {what} under this profile, or python -c \"import scratchgpt.course as c; "
             f"c.{maker}(c.profile('{p.name}'))\"")
-    return load_checkpoint_model(path, p.model, device, make), f"{p.name} profile, {args.model} model"
+    return load_checkpoint_model(path, p.model, device, make), description
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -219,8 +228,11 @@ def main(argv=None) -> None:
     except (ModelError, ValueError) as err:
         raise SystemExit(f"error: {err}") from None
     if args.web:
-        from .chat_web import serve
-
+        try:
+            from .chat_web import serve
+        except ImportError as err:   # a bare `pip install scratchgpt` has no web framework
+            raise SystemExit(f"error: the web chat needs starlette and uvicorn ({err}): "
+                             "pip install -r requirements.txt, or pip install -e .[web]") from None
         serve(chat, description, args.host, args.port)
         return
     print(f"chatting with the {description} ({settings_line(chat)})")

@@ -64,8 +64,9 @@ class RequestError(ValueError):
         self.status = status
 
 
-def number(body: dict, name: str, kind, low, high, default, nullable: bool = False):
-    """`body[name]` checked: a `kind` number in [low, high] (or null where allowed), else `default`."""
+def number(body: dict, name: str, kind, low, high, default, nullable: bool = False, low_open: bool = False):
+    """`body[name]` checked: a `kind` number in [low, high] (`low_open`: above low), or null where allowed;
+    `default` when absent."""
     value = body.get(name, default)
     if value is None and (nullable or default is None):
         return None
@@ -73,8 +74,9 @@ def number(body: dict, name: str, kind, low, high, default, nullable: bool = Fal
     if isinstance(value, bool) or not ok_kind or not math.isfinite(value):
         raise RequestError(f"{name} must be a {'whole number' if kind is int else 'number'}"
                            f"{' or null' if nullable else ''}, got {json.dumps(value)}")
-    if not low <= value <= high:
-        raise RequestError(f"{name} must be between {low} and {high}, got {value}")
+    if not low <= value <= high or low_open and value == low:
+        raise RequestError(f"{name} must be {'above' if low_open else 'at least'} {low} and at most {high}, "
+                           f"got {value}")
     return kind(value)
 
 
@@ -111,7 +113,7 @@ def parse_request(raw: bytes, chat: ChatSession, limits: Limits) -> dict:
     return {"message": message, "turns": [tuple(t) for t in history],
             "temperature": number(body, "temperature", float, 0, limits.temperature, chat.temperature),
             "top_k": number(body, "top_k", int, 1, limits.top_k, chat.top_k, nullable=True),
-            "top_p": number(body, "top_p", float, 1e-6, 1, chat.top_p, nullable=True),
+            "top_p": number(body, "top_p", float, 0, 1, chat.top_p, nullable=True, low_open=True),
             "max_new_tokens": number(body, "max_new_tokens", int, 1, max_answer(chat, limits),
                                      chat.max_new_tokens),
             "seed": number(body, "seed", int, 0, 2**63 - 1, None, nullable=True)}
@@ -191,8 +193,8 @@ def create_app(chat: ChatSession, description: str = "", limits: Limits = Limits
                 async for piece in iterate_in_threadpool(iter(reply)):
                     yield sse("token", {"text": piece})
                 yield sse("done", {"text": reply.text, "reason": reply.reason, "tokens": len(reply.tokens)})
-            except ValueError as err:                  # e.g. a model whose logits are not finite
-                yield sse("error", {"error": str(err)})
+            except Exception as err:                   # e.g. non-finite logits: the page says why
+                yield sse("error", {"error": f"the answer failed: {err}"})
             finally:
                 reply.close()                          # the client left: stop generating
                 release()

@@ -1,0 +1,135 @@
+"""The Korean edition's sync: code and outputs come from the English notebook, translations are kept
+while their English text is unchanged, and every difference but translated text is reported."""
+
+import json
+
+from scratchgpt.course import translation as tr
+
+
+def md(text, **meta):
+    return {"cell_type": "markdown", "metadata": meta, "source": text.splitlines(True)}
+
+
+def code(text, outputs=None, count=1):
+    return {"cell_type": "code", "execution_count": count, "metadata": {}, "outputs": outputs or [],
+            "source": text.splitlines(True)}
+
+
+def out(text):
+    return [{"name": "stdout", "output_type": "stream", "text": [text]}]
+
+
+def write(path, cells):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def read(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def translate(path, texts):
+    """Stand in for a translator: fill each markdown cell the sync left in English."""
+    cells = read(path)
+    english = iter(texts)
+    for cell in cells:
+        if cell["cell_type"] == "markdown" and cell["metadata"]["ko"]["source"] is None:
+            ko, en = next(english)
+            cell["source"] = ko.splitlines(True)
+            cell["metadata"]["ko"]["source"] = tr.source_hash(en)
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def lesson(root):
+    en = root / "stage1_x" / "01_y.ipynb"
+    write(en, [md("# 01 · Tokens\n\nText becomes numbers."),
+               code("import scratchgpt\n\nPROFILE = scratchgpt.profile()  # the profile",
+                    out("profile: tiny\n")),
+               md("The **vocabulary** maps words to ids."),
+               code("vocab = {'a': 0}\nprint(len(vocab))", out("1\n"), count=2),
+               code('from scratchgpt.course import quiz\n\nquiz("01_y")', count=3)])
+    return en
+
+
+def test_a_new_korean_notebook_mirrors_the_english_and_lists_every_text_to_translate(tmp_path):
+    en = lesson(tmp_path)
+    pending = tr.sync_notebook(en, root=tmp_path)
+    ko = tmp_path / "ko" / "stage1_x" / "01_y.ipynb"
+    assert [(p.index, p.reason) for p in pending] == [(0, "new"), (2, "new")]
+    cells = read(ko)
+    assert cells[1] == read(en)[1] and cells[3] == read(en)[3]          # code and outputs copied
+    assert "".join(cells[4]["source"]).endswith('quiz("01_y", lang="ko")')
+    assert tr.check_notebook(en, root=tmp_path) == [f"{ko} cell 0: not translated yet",
+                                                   f"{ko} cell 2: not translated yet"]
+
+
+def test_translations_and_translated_comments_survive_a_change_elsewhere(tmp_path):
+    en = lesson(tmp_path)
+    tr.sync_notebook(en, root=tmp_path)
+    ko = tmp_path / "ko" / "stage1_x" / "01_y.ipynb"
+    translate(ko, [("# 01 · 토큰\n\n텍스트는 숫자가 됩니다.", "# 01 · Tokens\n\nText becomes numbers."),
+                   ("**어휘 사전**은 단어를 id로 바꿉니다.", "The **vocabulary** maps words to ids.")])
+    cells = read(ko)
+    cells[1]["source"] = ["import scratchgpt\n", "\n", "PROFILE = scratchgpt.profile()  # 프로필\n"]
+    ko.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert tr.check_notebook(en, root=tmp_path) == []
+
+    # the English notebook gains a cell, and one code cell's output changes
+    cells = read(en)
+    cells.insert(3, md("Ids start at 0."))
+    cells[4]["outputs"] = out("2\n")
+    write(en, cells)
+    assert tr.check_notebook(en, root=tmp_path) == [f"{ko}: its cells are not the English notebook's "
+                                                   "(5 vs 6): run python -m scratchgpt.course sync-korean"]
+    pending = tr.sync_notebook(en, root=tmp_path)
+    assert [(p.index, p.reason) for p in pending] == [(3, "new")]
+    synced = read(ko)
+    assert "".join(synced[0]["source"]).startswith("# 01 · 토큰")            # translation kept
+    assert "# 프로필" in "".join(synced[1]["source"])                          # translated comment kept
+    assert synced[4]["outputs"] == out("2\n")                                # new output copied
+    assert tr.check_notebook(en, root=tmp_path) == [f"{ko} cell 3: not translated yet"]
+
+
+def test_a_change_on_one_side_only_is_caught(tmp_path):
+    en = lesson(tmp_path)
+    tr.sync_notebook(en, root=tmp_path)
+    ko = tmp_path / "ko" / "stage1_x" / "01_y.ipynb"
+    translate(ko, [("# 01 · 토큰\n\n텍스트는 숫자가 됩니다.", "# 01 · Tokens\n\nText becomes numbers."),
+                   ("**어휘 사전**은 단어를 id로 바꿉니다.", "The **vocabulary** maps words to ids.")])
+    good = ko.read_text()
+
+    cells = read(ko)                                   # Korean code changed (not a comment)
+    cells[3]["source"] = ["vocab = {'a': 1}\n", "print(len(vocab))"]
+    ko.write_text(json.dumps({"cells": cells}))
+    assert tr.check_notebook(en, root=tmp_path) == [
+        f"{ko} cell 3: the code differs from the English notebook's"]
+
+    ko.write_text(good)                                # Korean output changed
+    cells = read(ko)
+    cells[3]["outputs"] = out("7\n")
+    ko.write_text(json.dumps({"cells": cells}))
+    assert tr.check_notebook(en, root=tmp_path) == [
+        f"{ko} cell 3: the outputs differ from the English notebook's"]
+
+    ko.write_text(good)                                # English text changed after translation
+    cells = read(en)
+    cells[2]["source"] = ["The **vocabulary** maps each token to an id."]
+    write(en, cells)
+    assert tr.check_notebook(en, root=tmp_path) == [
+        f"{ko} cell 2: the English text changed since it was translated"]
+    assert [(p.index, p.reason) for p in tr.sync_notebook(en, root=tmp_path)] == [(2, "stale")]
+
+    ko.write_text(good)                                # a "translation" left in English
+    cells = read(ko)
+    cells[2]["source"] = read(en)[2]["source"]
+    cells[2]["metadata"]["ko"]["source"] = tr.source_hash("".join(read(en)[2]["source"]))
+    ko.write_text(json.dumps({"cells": cells}))
+    assert tr.check_notebook(en, root=tmp_path) == [f"{ko} cell 2: holds no Korean"]
+
+
+def test_code_is_compared_without_its_comments_but_token_for_token():
+    same = tr.code_without_comments
+    assert same("x = 1  # one\nfor i in range(3):\n    # loop\n    print(i)\n") == \
+        same("x = 1  # 하나\nfor i in range(3):\n    # 반복\n    print(i)\n")
+    assert same("s = 'a # b'") != same("s = 'a # c'")                   # a string is code, not a comment
+    assert same("x = 1\n") != same("x = 2\n") and same("%time f()\n") != same("%time g()\n")
