@@ -81,3 +81,18 @@ def test_accuracy_interval_against_a_hand_worked_wilson_interval():
     assert accuracy_interval(0, 10)[0] == 0.0 and accuracy_interval(10, 10)[1] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="need 0 <= correct <= n"):
         accuracy_interval(11, 10)
+
+
+def test_accuracy_interval_covers_a_guessers_accuracy_about_95_times_in_100():
+    from scratchgpt.evaluation import accuracy_interval
+
+    # exact binomial coverage for a guesser (p = 1/4): the share of runs whose accuracy lands inside the
+    # interval around the expected count; Wilson's 95% interval should hold about 95% of them
+    for n in (60, 600):
+        low, high = accuracy_interval(n // 4, n)
+        inside = [k for k in range(n + 1) if low <= k / n <= high]
+        coverage = sum(math.comb(n, k) * 0.25 ** k * 0.75 ** (n - k) for k in inside)
+        assert 0.92 < coverage < 0.98, (n, coverage)
+    # ten times the items: the interval narrows about sqrt(10) times
+    widths = [high - low for low, high in (accuracy_interval(15, 60), accuracy_interval(150, 600))]
+    assert widths[0] / widths[1] == pytest.approx(math.sqrt(10), rel=0.05)

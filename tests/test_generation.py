@@ -38,6 +38,31 @@ def test_sampling_is_reproducible_with_a_generator(model):
     assert torch.equal(*runs)
 
 
+def test_sampling_applies_temperature_then_top_k_then_top_p_then_draws(model):
+    """The order notebook 05's own loop follows: an independent loop (top-p token by token in Python)
+    with the same generator draws the same tokens."""
+    idx, T, k, p = torch.tensor([[5, 6]]), 0.7, 20, 0.8
+    manual, gen = idx, torch.Generator().manual_seed(5)
+    for _ in range(10):
+        with torch.no_grad():
+            logits = model(manual[:, -CFG.context_length:])[:, -1] / T
+        top = torch.topk(logits[0], k).indices                        # the k best, most likely first
+        probs = torch.softmax(logits[0, top], dim=0)                  # renormalised over the k
+        keep, mass = [], 0.0
+        for j, token in enumerate(top.tolist()):
+            if mass >= p:
+                break
+            keep.append(token)
+            mass += probs[j].item()
+        filtered = torch.full_like(logits, float("-inf"))
+        filtered[0, keep] = logits[0, keep]
+        nxt = torch.multinomial(torch.softmax(filtered, dim=-1), 1, generator=gen)
+        manual = torch.cat([manual, nxt], 1)
+    out = generate(model, idx, 10, temperature=T, top_k=k, top_p=p,
+                   generator=torch.Generator().manual_seed(5))
+    assert torch.equal(out, manual)
+
+
 def test_top_k_never_samples_outside_the_k_best():
     torch.manual_seed(0)
     logits = torch.randn(4, 300)

@@ -68,3 +68,30 @@ def test_merge_gives_the_same_outputs_and_names():
 def test_bad_rank():
     with pytest.raises(ValueError, match="rank"):
         apply_lora(GPT(CFG), rank=0)
+
+
+def test_lora_layer_is_a_linear_layer_with_a_low_rank_weight_change():
+    """Against an independent formula: LinearWithLoRA(x) = F.linear(x, W + (alpha / r) (A B)^T, bias), and
+    the change has rank r at most; merged() stores exactly that weight."""
+    torch.manual_seed(0)
+    linear = nn.Linear(24, 40)
+    layer = LinearWithLoRA(linear, rank=3, alpha=6)
+    with torch.no_grad():
+        layer.lora.B.normal_()
+    A, B = layer.lora.A.detach(), layer.lora.B.detach()
+    change = (6 / 3) * (B.T @ A.T)                               # (out, in), written as B^T A^T = (A B)^T
+    x = torch.randn(5, 24)
+    with torch.no_grad():
+        expected = torch.nn.functional.linear(x, linear.weight + change, linear.bias)
+        torch.testing.assert_close(layer(x), expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(layer.merged().weight, linear.weight + change)
+    assert torch.linalg.matrix_rank(change).item() == 3
+
+
+def test_apply_lora_wraps_every_linear_and_only_those():
+    model = GPT(CFG)
+    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    apply_lora(model, rank=2, alpha=4)
+    wrapped = [n for n, m in model.named_modules() if isinstance(m, LinearWithLoRA)]
+    assert wrapped == linears and len(wrapped) == 4 * CFG.n_layer + 1           # four per block, the head
+    assert all(p.requires_grad == (".lora." in n) for n, p in model.named_parameters())

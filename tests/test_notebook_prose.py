@@ -22,9 +22,10 @@ FIGURE = re.compile(
     rf"(?<![\w.$/-])(~?)({NUMBER}%|\d[\d,]*\.\d+(?!\.?\d)(?:\s?(?:x|×)(?!\s*\d)|\s?times\b)?|"
     rf"{NUMBER}\s?(?:x|×)(?![\w])(?!\s*\d)|{NUMBER} times\b)")
 APPROX_WORDS = re.compile(r"(about|around|roughly|approximately|some|nearly|almost|under|over|up to|at least|"
-                          r"at most|below|above|within|≈)\s*$", re.IGNORECASE)
+                          r"at most|below|above|within|≈|약|대략|거의|최대|최소)\s*$", re.IGNORECASE)
 CITED = re.compile(r"\(([A-Z][\w-]+ et al\.?,? \d{4}|reported[^)]*|published[^)]*|source[^)]*)\)|"
-                   r"\breported\b|\bpublished\b|\bthe paper\b|\baccording to\b", re.IGNORECASE)
+                   r"\breported\b|\bpublished\b|\bthe paper\b|\baccording to\b|보고|논문|출처|에 따르면",
+                   re.IGNORECASE)
 
 
 def prose_figures(markdown: str):

@@ -30,8 +30,8 @@ from nbclient.exceptions import CellExecutionError
 from scratchgpt.course.profiles import STANDIN_ENV
 from scratchgpt.paths import REPO_ROOT
 
-NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb")
-                   if ".ipynb_checkpoints" not in p.parts)
+NOTEBOOKS = sorted(p for p in (REPO_ROOT / "notebooks").rglob("*.ipynb")     # the Korean edition's code
+                   if ".ipynb_checkpoints" not in p.parts and "ko" not in p.parts)  # is the English one's
 
 
 @pytest.fixture(scope="module")

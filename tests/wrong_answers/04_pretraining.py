@@ -58,7 +58,8 @@ for warmup in (0, 4, 16):
     for s in range(8):
         set_lr(opt, lr_at(s, 1e-2, 32, warmup, 1e-2))
         train_step(model, opt, s)
-    moved[warmup] = torch.sqrt(sum((p.detach() - q).pow(2).sum() for p, q in zip(model.parameters(), start)))""",
+    moved[warmup] = torch.sqrt(sum((p.detach() - q).pow(2).sum()
+                                   for p, q in zip(model.parameters(), start)))""",
     ],
     "ex04_3_solution": [
         # "the others" measured over all parameters

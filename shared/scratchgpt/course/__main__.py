@@ -16,6 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     build = sub.add_parser("student-edition", help="build the student edition with nbgrader")
     build.add_argument("out", help="folder for the nbgrader course (source/ and release/)")
     build.add_argument("notebooks", nargs="*", help="notebooks to include (default: all with exercises)")
+    build.add_argument("--lang", choices=["en", "ko"], default="en",
+                       help="ko: the Korean edition's notebooks (notebooks/ko/), when none are named")
     check = sub.add_parser("check-questions", help="validate notebooks/questions.json")
     check.add_argument("path", nargs="?", default=QUESTIONS_FILE)
     sub.add_parser("sync-korean", help="copy code and outputs into notebooks/ko/ and list the markdown "
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "student-edition":
-            release = build_student_edition(args.out, args.notebooks or None)
+            release = build_student_edition(args.out, args.notebooks or None, lang=args.lang)
             for path in sorted(release.glob("*/*.ipynb")):
                 print(path.relative_to(release.parent))
         elif args.command == "sync-korean":

@@ -1,9 +1,11 @@
 """Course material around the notebooks: check-your-understanding questions and the student edition.
 
 The questions of every notebook live in one data file, `notebooks/questions.json`; a notebook shows
-its own with `quiz("01_text_data")`, each answer folded in a `<details>` block the learner opens.
+its own with `quiz("01_text_data")`, each answer folded in a `<details>` block the learner opens. A
+question may carry its Korean text under `"ko"` (question, choices in the same order, why), which the
+Korean edition shows with `quiz("01_text_data", lang="ko")`.
 
-Exercises end every notebook from 01 to 09. Their solution cells follow nbgrader's format (code between
+Exercises end every notebook from 01 to 12. Their solution cells follow nbgrader's format (code between
 `### BEGIN SOLUTION` and `### END SOLUTION`, cell metadata marking solution and graded cells), so
 `python -m scratchgpt.course student-edition OUT` (`course/__main__.py`) builds the student edition
 with nbgrader (`pip install -e .[course]`): the same notebooks with every solution replaced by a stub.
@@ -34,13 +36,30 @@ class QuestionError(ValueError):
 # returns what is wrong (a sentence), or None. Question rules run in order (later ones may rely on the
 # shape the earlier ones checked); set rules see one notebook's list of questions.
 QUESTION_KEYS = ("question", "choices", "answer", "why")
+TRANSLATED_KEYS = ("question", "choices", "why")      # a translation (`"ko"`) gives these, not the answer
+LANGUAGES = ("en", "ko")
 
 
 def _keys(q) -> str | None:
     if not isinstance(q, dict):
         return f"must be an object with keys {', '.join(QUESTION_KEYS)}; got a {type(q).__name__}"
-    if set(q) != set(QUESTION_KEYS):
-        return f"keys must be {', '.join(QUESTION_KEYS)}; got {sorted(q)}"
+    if set(q) - {"ko"} != set(QUESTION_KEYS):
+        return f"keys must be {', '.join(QUESTION_KEYS)} (and ko); got {sorted(q)}"
+    return None
+
+
+def _translation(q) -> str | None:
+    """The Korean text, where given: the same choices in the same order, so the answer index holds."""
+    if "ko" not in q:
+        return None
+    ko = q["ko"]
+    if not isinstance(ko, dict) or set(ko) != set(TRANSLATED_KEYS):
+        return f"ko must be an object with keys {', '.join(TRANSLATED_KEYS)}"
+    texts = [ko["question"], ko["why"], *(ko["choices"] if isinstance(ko["choices"], list) else [None])]
+    if not all(isinstance(x, str) and x.strip() for x in texts):
+        return "ko: every text must be a non-empty string, and choices a list of them"
+    if len(ko["choices"]) != len(q["choices"]) or len(set(ko["choices"])) != len(ko["choices"]):
+        return f"ko: needs {len(q['choices'])} different choices, as the English has, in the same order"
     return None
 
 
@@ -69,7 +88,7 @@ def _answer(q) -> str | None:
     return None
 
 
-QUESTION_RULES = [_keys, _texts, _choices, _answer]
+QUESTION_RULES = [_keys, _texts, _choices, _answer, _translation]
 
 
 def _set_size(items) -> str | None:
@@ -119,8 +138,9 @@ def check_balance(questions: dict) -> None:
                       for k, c in enumerate(q["choices"]) if k != q["answer"])]
     if len(longest) / total > MAX_LONGEST_SHARE:
         raise QuestionError(
-            f"the correct choice is the longest in {len(longest) / total:.0%} of the questions ({len(longest)} "
-            f"of {total}, more than {MAX_LONGEST_SHARE:.0%}): give some wrong choices as much to say: "
+            f"the correct choice is the longest in {len(longest) / total:.0%} of the questions "
+            f"({len(longest)} of {total}, more than {MAX_LONGEST_SHARE:.0%}): give some wrong choices as "
+            "much to say: "
             f"{_named(longest)}")
 
 
@@ -177,10 +197,12 @@ def _inline(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def quiz_html(name: str, questions: dict | None = None) -> str:
+def quiz_html(name: str, questions: dict | None = None, lang: str = "en") -> str:
     """The notebook's questions as HTML: choices lettered A, B, ...; each answer folded in <details>.
     Questions given here are checked as the file's are, one by one (an answer of -1 would otherwise mark
-    the last choice correct)."""
+    the last choice correct). `lang="ko"`: the Korean text, which every question must then have."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
     questions = load_questions() if questions is None else questions
     if name not in questions:
         raise KeyError(f"no questions for {name!r}; the file has {sorted(questions)}")
@@ -188,30 +210,37 @@ def quiz_html(name: str, questions: dict | None = None) -> str:
         raise QuestionError(f"{name}: must be a list of questions, got {type(questions[name]).__name__}")
     for i, q in enumerate(questions[name], 1):
         check_question(q, f"{name}, question {i}")
+        if lang == "ko" and "ko" not in q:
+            raise QuestionError(f"{name}, question {i}: has no Korean text (ko)")
+    summary = {"en": "Answer", "ko": "정답"}[lang]
     out = ["<ol>"]
     for q in questions[name]:
-        letters = [chr(ord("A") + i) for i in range(len(q["choices"]))]
-        choices = "".join(f"<li>{letter}. {_inline(c)}</li>" for letter, c in zip(letters, q["choices"]))
-        answer = f"{letters[q['answer']]}. {_inline(q['choices'][q['answer']])}"
-        out.append(f"<li><p>{_inline(q['question'])}</p><ul style=\"list-style: none\">{choices}</ul>"
-                   f"<details><summary>Answer</summary><p><b>{answer}</b>: {_inline(q['why'])}</p>"
+        text = q if lang == "en" else q["ko"]
+        letters = [chr(ord("A") + i) for i in range(len(text["choices"]))]
+        choices = "".join(f"<li>{letter}. {_inline(c)}</li>" for letter, c in zip(letters, text["choices"]))
+        answer = f"{letters[q['answer']]}. {_inline(text['choices'][q['answer']])}"
+        out.append(f"<li><p>{_inline(text['question'])}</p><ul style=\"list-style: none\">{choices}</ul>"
+                   f"<details><summary>{summary}</summary><p><b>{answer}</b>: {_inline(text['why'])}</p>"
                    "</details></li>")
     out.append("</ol>")
     return "\n".join(out)
 
 
-def quiz(name: str):
-    """Show the notebook's questions (for a notebook cell)."""
+def quiz(name: str, lang: str = "en"):
+    """Show the notebook's questions (for a notebook cell); `lang="ko"` in the Korean edition."""
     from IPython.display import HTML
 
-    return HTML(quiz_html(name))
+    return HTML(quiz_html(name, lang=lang))
 
 
 # ---- the student edition ---------------------------------------------------------------------------
-def exercise_notebooks() -> list[Path]:
-    """The notebooks that end with graded exercises (their cells carry nbgrader metadata)."""
+def exercise_notebooks(lang: str = "en") -> list[Path]:
+    """The notebooks that end with graded exercises (their cells carry nbgrader metadata); `lang="ko"`:
+    those of the Korean edition (notebooks/ko/)."""
+    if lang not in LANGUAGES:
+        raise ValueError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
     found = []
-    for path in sorted(NOTEBOOKS.glob("stage*/*.ipynb")):
+    for path in sorted((NOTEBOOKS if lang == "en" else NOTEBOOKS / "ko").glob("stage*/*.ipynb")):
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         if any(c.get("metadata", {}).get("nbgrader", {}).get("solution") for c in cells):
             found.append(path)
@@ -289,13 +318,14 @@ def _check_out(out: Path) -> None:
                               "was changed; choose a new folder")
 
 
-def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = None) -> Path:
+def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = None,
+                          lang: str = "en") -> Path:
     """Build the student edition into `out` (an nbgrader course folder) and return its `release` folder.
 
     Each notebook becomes one nbgrader assignment named after it: `out/source/<name>/<name>.ipynb` is
     the instructor's version (with solutions), `out/release/<name>/<name>.ipynb` the student's. The
     notebooks find the data and the package through the installed package, so the student versions
-    run from anywhere.
+    run from anywhere. `lang="ko"` builds it from the Korean edition's notebooks.
 
     It never overwrites what it did not make: `out` must be new, empty, or this command's own earlier
     output, unchanged (`MARKER`), and not under notebooks/. The edition is built in a temporary folder
@@ -306,7 +336,7 @@ def build_student_edition(out: str | Path, notebooks: list[str | Path] | None = 
     except ImportError as err:
         raise RuntimeError("the student edition needs nbgrader: pip install -e .[course]") from err
     out = Path(out)
-    paths = [Path(p) for p in notebooks] if notebooks else exercise_notebooks()
+    paths = [Path(p) for p in notebooks] if notebooks else exercise_notebooks(lang)
     for path in paths:
         _check_exercise_notebook(path)
     names = [p.stem for p in paths]
@@ -365,11 +395,18 @@ def _move_into_place(build: Path, out: Path) -> None:
 
 
 # The exercises' introduction tells the reader of the instructor's notebooks where the folded solutions
-# are; the student edition has none, so there it says what the cells hold instead.
+# are; the student edition has none, so there it says what the cells hold instead. The Korean edition's
+# introduction holds the Korean note word for word.
 SOLUTIONS_NOTE = ("The solutions are in those cells, folded away: the cell shows only `...` until you click "
                   "it. Instructors can build an edition without them (see the README, *For instructors*).")
 STUDENT_NOTE = ("In this edition those cells hold a stub that raises `NotImplementedError`: replace it with "
                 "your code.")
+KO_SOLUTIONS_NOTE = ("풀이는 그 셀 안에 접혀 있습니다. 셀을 클릭하기 전까지는 "
+                     "`...`만 보입니다. 강사는 풀이를 뺀 판을 만들 수 있습니다"
+                     "(README의 *For instructors* 참고).")
+KO_STUDENT_NOTE = ("이 판에서는 그 셀에 `NotImplementedError`를 일으키는 빈 틀(stub)이 "
+                   "들어 있습니다. 여러분의 코드로 바꾸세요.")
+NOTES = {"en": (SOLUTIONS_NOTE, STUDENT_NOTE), "ko": (KO_SOLUTIONS_NOTE, KO_STUDENT_NOTE)}
 
 
 def _unfold_stubs(path: Path) -> None:
@@ -378,8 +415,9 @@ def _unfold_stubs(path: Path) -> None:
     nb = json.loads(path.read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         text = "".join(cell["source"])
-        if cell["cell_type"] == "markdown" and SOLUTIONS_NOTE in text:
-            cell["source"] = text.replace(SOLUTIONS_NOTE, STUDENT_NOTE)
+        for solutions_note, student_note in NOTES.values():
+            if cell["cell_type"] == "markdown" and solutions_note in text:
+                cell["source"] = text.replace(solutions_note, student_note)
         if cell["metadata"].get("nbgrader", {}).get("solution"):
             cell["metadata"].get("jupyter", {}).pop("source_hidden", None)
             if not cell["metadata"].get("jupyter", True):

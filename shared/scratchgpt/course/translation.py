@@ -4,7 +4,8 @@ The English notebooks are the source of truth. A Korean notebook holds the Engli
 the same order: its code cells are the English code token for token (only comments may be translated)
 with the English outputs, and each markdown cell is a translation that records which English text it
 translates (`metadata["ko"]["source"]`, a hash of that text). The quiz cell is the one code cell that
-differs: it asks for the Korean questions (`quiz(name, lang="ko")`) and stores their rendering.
+differs: it asks for the Korean questions (`quiz(name, lang="ko")`) and stores their rendering, which
+the sync writes from the question bank (`notebooks/questions.json`, each question's `"ko"`).
 
 `python -m scratchgpt.course sync-korean` brings every Korean notebook up to date: it copies code and
 outputs from the English notebooks, keeps the translations whose English text is unchanged, and lists
@@ -66,6 +67,23 @@ def korean_quiz(source: str) -> str:
     return QUIZ_CALL.sub(r'quiz(\1, lang="ko")', source)
 
 
+def korean_quiz_outputs(english_cell: dict, questions: dict | None = None) -> list | None:
+    """The English quiz cell's outputs with the Korean questions' rendering in place of the English one;
+    None while the bank has no Korean text for that notebook."""
+    from .exercises import QuestionError, quiz_html
+
+    name = QUIZ_CALL.search(_text(english_cell)).group(1).strip("\"'")
+    try:
+        rendered = quiz_html(name, questions, lang="ko")
+    except (KeyError, QuestionError):
+        return None
+    outputs = copy.deepcopy(english_cell.get("outputs", []))
+    for out in outputs:
+        if "text/html" in out.get("data", {}):
+            out["data"]["text/html"] = rendered.splitlines(True)
+    return outputs
+
+
 def _text(cell: dict) -> str:
     return "".join(cell["source"])
 
@@ -105,7 +123,8 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def sync_notebook(english: Path, write: bool = True, root: Path = NOTEBOOKS) -> list[Pending]:
+def sync_notebook(english: Path, write: bool = True, root: Path = NOTEBOOKS,
+                  questions: dict | None = None) -> list[Pending]:
     """Bring the Korean notebook of `english` up to date; return the markdown cells to translate."""
     en = json.loads(Path(english).read_text(encoding="utf-8"))
     ko_path = korean_path(english, root)
@@ -127,6 +146,12 @@ def sync_notebook(english: Path, write: bool = True, root: Path = NOTEBOOKS) -> 
                     cell["source"] = old["source"]                   # translated comments kept
                 elif "quiz(" in _text(source):
                     cell["source"] = _lines(korean_quiz(_text(source)))
+                if QUIZ_CALL.search(_text(source)):
+                    outputs = korean_quiz_outputs(source, questions)
+                    if outputs is None:
+                        pending.append(Pending(ko_path, len(cells), "quiz (no Korean questions yet)"))
+                    else:
+                        cell["outputs"] = outputs
             elif source["cell_type"] == "markdown":
                 meta = cell["metadata"]
                 if old is not None:
@@ -146,7 +171,7 @@ def sync_notebook(english: Path, write: bool = True, root: Path = NOTEBOOKS) -> 
     return pending
 
 
-def check_notebook(english: Path, root: Path = NOTEBOOKS) -> list[str]:
+def check_notebook(english: Path, root: Path = NOTEBOOKS, questions: dict | None = None) -> list[str]:
     """Every way the Korean notebook of `english` differs from it but for translation (empty: none)."""
     ko_path = korean_path(english, root)
     where = _shown(ko_path)
@@ -164,8 +189,12 @@ def check_notebook(english: Path, root: Path = NOTEBOOKS) -> list[str]:
             expected = korean_quiz(en_code) if "quiz(" in en_code else en_code
             if code_without_comments(_text(ko)) != code_without_comments(expected):
                 problems.append(f"{where} cell {i}: the code differs from the English notebook's")
-            if "quiz(" not in en_code and (ko.get("outputs") != en.get("outputs")
-                                           or ko.get("execution_count") != en.get("execution_count")):
+            expected_outputs = korean_quiz_outputs(en, questions) if QUIZ_CALL.search(en_code) \
+                else en.get("outputs")
+            if expected_outputs is None:
+                problems.append(f"{where} cell {i}: the question bank has no Korean text for this quiz")
+            elif ko.get("outputs") != expected_outputs \
+                    or ko.get("execution_count") != en.get("execution_count"):
                 problems.append(f"{where} cell {i}: the outputs differ from the English notebook's")
         elif en["cell_type"] == "markdown":
             recorded = (ko["metadata"].get("ko") or {}).get("source")
