@@ -36,6 +36,8 @@ def prose_figures(markdown: str):
     text = re.sub(r"\]\([^)]*\)", "]", text)                    # link targets
     text = re.sub(r"^#+ .*$", " ", text, flags=re.MULTILINE)    # headings ("## 2. Fine-tuning")
     text = text.replace("et al.", "et al")
+    # an exercise's or a book section's number names it; it is not a result
+    text = re.sub(r"\b(Exercises?|book|section|chapter)\s+\d+\.\d+|(연습 문제|책)\s*\d+\.\d+", " ", text)
     for sentence in re.split(r"(?<=[.!?:;])\s+|\n\s*\n|\n[-*] ", text):
         if CITED.search(sentence):
             continue

@@ -219,3 +219,13 @@ def test_the_korean_student_edition_is_the_english_one_in_korean(tmp_path):
                 assert "raise NotImplementedError()" in text and "### BEGIN SOLUTION" not in text
             elif grading.get("grade"):
                 assert text.strip() == hidden.sub("", "".join(mine["source"])).strip()
+
+
+def test_every_question_of_the_bank_has_its_korean_text():
+    from scratchgpt.course.exercises import load_questions
+
+    bank = load_questions()
+    missing = [f"{name} question {i}" for name, items in bank.items() for i, q in enumerate(items, 1)
+               if "ko" not in q]
+    assert not missing, f"no Korean text: {', '.join(missing)}"
+    assert all("<summary>정답</summary>" in quiz_html(name, bank, lang="ko") for name in bank)
