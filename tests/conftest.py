@@ -18,11 +18,3 @@ def token_batches():
         x = torch.randint(0, 200, (n, 2, 8), generator=g)
         return [(xi, torch.roll(xi, -1, dims=1)) for xi in x]
     return make
-
-
-def pytest_collection_modifyitems(items):
-    """Grading the exercises starts from the models notebooks 04 and 08 train and cache: run it after the
-    notebooks, so that a fresh clone trains each model once, not twice."""
-    last = [i for i in items
-            if i.nodeid.startswith("tests/test_exercises.py") and i.get_closest_marker("slow")]
-    items[:] = [i for i in items if i not in last] + last

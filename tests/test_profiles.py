@@ -90,7 +90,7 @@ def test_the_test_only_standin_shapes_the_model_and_caps_the_passes(monkeypatch,
     assert all(getattr(p, k) == v for k, v in STANDIN_LIMITS.items()) and p.weights_file == str(path)
     assert PROFILES["gpt2"].classify_epochs > p.classify_epochs \
         and PROFILES["gpt2"].compare_steps > p.compare_steps
-    assert PROFILES["gpt2"].tuning_examples is None and p.tuning_examples == 64
+    assert PROFILES["gpt2"].tuning_examples is None and p.tuning_examples == 24
     assert "TEST-ONLY stand-in weights" in capsys.readouterr().err
     assert profile("tiny") == PROFILES["tiny"]
 

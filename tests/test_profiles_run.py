@@ -11,7 +11,7 @@ stand-in, `gpt2-medium` is the `gpt2` profile but for its name, release and desc
 stand-in sets the model's shape): a test checks that, so the `gpt2` runs cover it without running
 every notebook twice.
 
-Under the stand-in the profiles run one pass of each training loop over 64 instruction and preference
+Under the stand-in the profiles run one pass of each training loop over 24 instruction and preference
 examples, and notebook 12 reuses the model notebook 08 fine-tuned from the stand-in (cached beside the
 stand-in, never in `data/`) (`profiles.STANDIN_LIMITS`). On a machine without CUDA the `gpu`
 profile's clear stop at the first cell is checked instead of a run: in one kernel, for the first
