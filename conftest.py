@@ -1,5 +1,6 @@
 """How the suite shares the machine's cores: two pytest-xdist workers (`-n 2` in pyproject.toml), one
-thread each, and which tests must run in the same worker.
+thread each, each file in one worker (`--dist loadfile`: a notebook's cells share its kernel, a test
+file's fixtures are made once), the files in the order set here (`--no-loadscope-reorder`).
 
 On 2 cores, two processes with one thread each finish the suite about a quarter sooner than one with
 two threads: the notebooks' small matrix products scale poorly over threads, and much of the suite
@@ -7,22 +8,19 @@ two threads: the notebooks' small matrix products scale poorly over threads, and
 one process with the machine's default threads instead (tests/numerics_matrix.py checks that the
 stored outputs hold either way).
 
-Each file stays in one worker (a notebook's cells share its kernel; a test file's fixtures are made
-once). Three files share a worker and run first, in this order: notebook 04, which trains and caches
-the tiny profile's pretrained model, notebook 08, which fine-tunes and caches its instruction-tuned
-model, and the grading of every exercise, which starts from both. On a fresh clone a notebook that
-needs a model before it is cached trains it again (the same bits, a minute lost); going first, these
-two are cached before the other worker, busy with the unit tests, reaches the notebooks that load them.
+The order: notebook 04 first, which trains and caches the tiny profile's pretrained model, and 08
+second, which fine-tunes and caches its instruction-tuned model, one in each worker; then the unit
+tests; then the grading of every exercise (tests/test_exercises.py), which starts from both models;
+then the other notebooks, which load them. On a fresh clone a notebook or test that needs a model
+before it is cached makes it again (a minute or two lost); in this order both are cached long before
+anything else asks for them.
 """
 
 import os
 from pathlib import Path
 
-import pytest
-
-# tests/test_exercises.py's grading: after the notebooks that cache the models it starts from
-MODELS_GROUP = "trained-models"
 MAKE_THE_MODELS = ("04_pretraining.ipynb", "08_instruction_finetuning.ipynb")
+GRADING = "test_exercises.py"
 
 
 def pytest_configure(config):
@@ -34,21 +32,14 @@ def pytest_configure(config):
         os.environ["OMP_NUM_THREADS"] = "1"
 
 
-def _grading(item) -> bool:
-    return item.nodeid.startswith("tests/test_exercises.py") and item.get_closest_marker("slow") is not None
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Each item's xdist group: its file, or MODELS_GROUP for the model-making notebooks and the grading,
-    which go first (notebooks 04 and 08, then the grading), in a serial run (`-n 0`) as well."""
-    models = []
-    for item in items:
+    """Notebooks 04 and 08, the unit tests, the grading, the other notebooks: in a serial run (`-n 0`)
+    too. Within each file, pytest's order."""
+    def rank(item):
         name = Path(str(item.path)).name
-        in_models = name in MAKE_THE_MODELS or _grading(item)
-        group = MODELS_GROUP if in_models else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(name=group))
-        if in_models:
-            models.append(item)
-    models.sort(key=_grading)                             # stable: 04's cells, 08's cells, then the grading
-    items[:] = models + [i for i in items if i not in models]
+        if name in MAKE_THE_MODELS:
+            return MAKE_THE_MODELS.index(name)
+        if name == GRADING:
+            return 3
+        return 2 if item.nodeid.startswith("tests/") else 4
+    items.sort(key=rank)                                       # stable
