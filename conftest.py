@@ -8,12 +8,12 @@ two threads: the notebooks' small matrix products scale poorly over threads, and
 one process with the machine's default threads instead (tests/numerics_matrix.py checks that the
 stored outputs hold either way).
 
-The order: notebook 04 first, which trains and caches the tiny profile's pretrained model, and 08
-second, which fine-tunes and caches its instruction-tuned model, one in each worker; then the unit
-tests; then the grading of every exercise (tests/test_exercises.py), which starts from both models;
-then the other notebooks, which load them. On a fresh clone a notebook or test that needs a model
-before it is cached makes it again (a minute or two lost); in this order both are cached long before
-anything else asks for them.
+The order: notebook 04 first, which trains and caches the tiny profile's pretrained model; the unit
+tests; notebook 08, which fine-tunes that model and caches the instruction-tuned one; the other
+notebooks, which load them (12 comes last, long after 08 is done); the grading of every exercise
+(tests/test_exercises.py), which starts from both. On a fresh clone a notebook that asks for a model
+before it is cached makes it again and prints so, and its stored outputs no longer match; in this
+order both are cached before anything else asks for them.
 """
 
 import os
@@ -33,13 +33,15 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Notebooks 04 and 08, the unit tests, the grading, the other notebooks: in a serial run (`-n 0`)
+    """Notebook 04, the unit tests, notebook 08, the other notebooks, the grading: in a serial run (`-n 0`)
     too. Within each file, pytest's order."""
     def rank(item):
         name = Path(str(item.path)).name
-        if name in MAKE_THE_MODELS:
-            return MAKE_THE_MODELS.index(name)
+        if name == MAKE_THE_MODELS[0]:
+            return 0
         if name == GRADING:
-            return 3
-        return 2 if item.nodeid.startswith("tests/") else 4
+            return 4
+        if item.nodeid.startswith("tests/"):
+            return 1
+        return 2 if name == MAKE_THE_MODELS[1] else 3
     items.sort(key=rank)                                       # stable
