@@ -2,11 +2,11 @@
 thread each, each file in one worker (`--dist loadfile`: a notebook's cells share its kernel, a test
 file's fixtures are made once), the files in the order set here (`--no-loadscope-reorder`).
 
-On 2 cores, two processes with one thread each finish the suite about a quarter sooner than one with
-two threads: the notebooks' small matrix products scale poorly over threads, and much of the suite
-(starting kernels and subprocesses, importing, compiling) is serial. `python -m pytest -n 0` runs it in
-one process with the machine's default threads instead (tests/numerics_matrix.py checks that the
-stored outputs hold either way).
+On 2 cores, two processes with one thread each finish the suite sooner than one with two threads: the
+notebooks' small matrix products scale poorly over threads, and much of the suite (starting kernels
+and subprocesses, importing, compiling) is serial (PERFORMANCE.md has the figures). `python -m pytest
+-n 0` runs it in one process with the machine's default threads instead (tests/numerics_matrix.py
+checks that the stored outputs hold either way).
 
 The order: notebook 04 first, which trains and caches the tiny profile's pretrained model; the unit
 tests; notebook 08, which fine-tunes that model and caches the instruction-tuned one; the other
