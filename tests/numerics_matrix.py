@@ -1,6 +1,6 @@
 """Run the notebooks under several floating-point paths: the proof that their outputs hold on any CPU.
 
-    python tests/numerics_matrix.py                      # all paths below, 8 to 12 minutes each on 2 cores
+    python tests/numerics_matrix.py                      # all paths below, 10 to 17 minutes each on 2 cores
     python tests/numerics_matrix.py avx2 serial          # some of them
     python tests/numerics_matrix.py default -- -x        # pytest options after --
     # some notebooks:
